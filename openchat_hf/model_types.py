@@ -1,0 +1,134 @@
+"""Registry of model types: the conversation format, context length and EOT initialisation of each published model.
+
+A model type is everything that differs between OpenChat's models; the template code in :mod:`openchat_hf.templates`
+turns it into text, token ids, supervise masks and a Jinja chat template. Register your own with
+:func:`register_model_type`::
+
+    from openchat_hf.model_types import ModelType, register_model_type
+
+    register_model_type(ModelType(name="openchat_mistral", family="mistral", max_length=8192))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from openchat_hf.errors import OpenChatError
+
+EOT_TOKEN = "<|end_of_turn|>"
+
+ROLES = ("system", "user", "assistant")
+
+
+class ModelTypeError(OpenChatError, KeyError):
+    """An unknown or invalid model type."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ModelType:
+    """One conversation format and its model-side settings.
+
+    Attributes:
+        name: registry key, also the prefix of the legacy output files (``NAME.train.json``).
+        family: base model family (``llama``, ``gpt_bigcode``, ``mistral``, ...).
+        max_length: training / serving context in tokens.
+        user_prefix, assistant_prefix, system_prefix: text put before each turn's content.
+        eot_token: the end-of-turn token closing every turn.
+        eot_init: how the new EOT embedding rows are initialised: ``"mean"`` of the existing rows (LLaMA) or
+            ``"normal"`` with std ``eot_init_std`` (StarCoder).
+        add_bos: whether a conversation starts with the tokenizer's BOS token.
+        context_extension: RoPE method used when the base model's context is shorter than ``max_length``
+            (``"extrapolate"``, ``"linear"``, ``"dynamic"``, ``"yarn"``), or ``None`` to leave it alone.
+    """
+
+    name: str
+    family: str
+    max_length: int
+    user_prefix: str = "Human: "
+    assistant_prefix: str = "Assistant: "
+    system_prefix: str = "System: "
+    eot_token: str = EOT_TOKEN
+    eot_init: str = "mean"
+    eot_init_std: float = 0.02
+    add_bos: bool = True
+    context_extension: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ModelTypeError(f"Model type name {self.name!r} must be non-empty letters, digits, '_' or '-'.")
+        if self.max_length <= 0:
+            raise ModelTypeError(f"Model type {self.name!r}: max_length must be positive, got {self.max_length}.")
+        if self.eot_init not in ("mean", "normal"):
+            raise ModelTypeError(f"Model type {self.name!r}: eot_init must be 'mean' or 'normal', got {self.eot_init!r}.")
+        if not self.eot_token:
+            raise ModelTypeError(f"Model type {self.name!r}: eot_token must not be empty.")
+
+    def prefix(self, role: str) -> str:
+        """The text put before a turn of ``role``."""
+        return {"system": self.system_prefix, "user": self.user_prefix, "assistant": self.assistant_prefix}[role]
+
+    @property
+    def generation_prefix(self) -> str:
+        """What a generation prompt ends with: the assistant prefix without its trailing spaces.
+
+        Tokenizers of the LLaMA and GPT-2 families merge a space with the word after it (``"▁Hi"``), so in training
+        the space after ``Assistant:`` belongs to the first answer token. Ending the prompt with a bare space token
+        would show the model a sequence it never saw in training; ending it before the space lets it generate
+        ``" Hi"`` exactly as trained. :func:`openchat_hf.templates.ChatTemplate.strip_completion` removes that space.
+        """
+        return self.assistant_prefix.rstrip(" ")
+
+
+_REGISTRY: dict[str, ModelType] = {}
+
+
+def register_model_type(model_type: ModelType, *, overwrite: bool = False) -> ModelType:
+    """Add a model type to the registry (``overwrite=True`` to replace an existing one)."""
+    if model_type.name in _REGISTRY and not overwrite:
+        raise ModelTypeError(f"Model type {model_type.name!r} is already registered; pass overwrite=True to replace it.")
+    _REGISTRY[model_type.name] = model_type
+    return model_type
+
+
+def get_model_type(name: str | ModelType) -> ModelType:
+    """Look a model type up by name (a :class:`ModelType` is returned as is)."""
+    if isinstance(name, ModelType):
+        return name
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelTypeError(f"Unknown model type {name!r}. Known: {', '.join(sorted(_REGISTRY))}.") from None
+
+
+def list_model_types() -> list[str]:
+    """Names of all registered model types."""
+    return sorted(_REGISTRY)
+
+
+def parse_model_types(spec: str | list[str]) -> list[ModelType]:
+    """``"openchat,opencoder"`` or a list of names -> model types (unknown names raise with the known ones)."""
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    if not names:
+        raise ModelTypeError("No model type given. Known: " + ", ".join(list_model_types()) + ".")
+    return [get_model_type(n) for n in names]
+
+
+OPENCHAT = register_model_type(ModelType(name="openchat", family="llama", max_length=2048))
+OPENCHAT_8192 = register_model_type(
+    replace(OPENCHAT, name="openchat_8192", max_length=8192, context_extension="extrapolate")
+)
+OPENCODER = register_model_type(
+    ModelType(
+        name="opencoder",
+        family="gpt_bigcode",
+        max_length=8192,
+        user_prefix="User:",
+        assistant_prefix="Assistant:",
+        system_prefix="System:",
+        eot_init="normal",
+        add_bos=False,
+    )
+)

@@ -1,0 +1,1 @@
+"""openchat-hf serving."""

@@ -1,0 +1,272 @@
+"""THE conversation template: the single source of truth for how a conversation becomes text and tokens.
+
+From one :class:`~openchat_hf.model_types.ModelType` and a tokenizer, :class:`ChatTemplate` produces
+
+* :meth:`ChatTemplate.render`: the conversation as text, ``[BOS] + (prefix + content + EOT) per turn`` (plus the
+  assistant prefix for a generation prompt), with the character spans that training supervises;
+* :meth:`ChatTemplate.tokenize`: one tokenization of that text with a supervise mask that is 1 exactly on the tokens
+  overlapping each assistant turn's content and its EOT;
+* :meth:`ChatTemplate.jinja`: a Jinja chat template (``{% generation %}`` around assistant content + EOT) that renders
+  the very same text, so ``tokenizer.apply_chat_template(messages, return_assistant_tokens_mask=True)`` gives the
+  same ids and mask, and TGI / vLLM / our server prompt the model exactly as it was trained.
+
+Text inside a message never becomes a special token: every special-token string in content is neutralised by a
+zero-width space after its first character (the same replacement in Python and in Jinja), and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openchat_hf.errors import OpenChatError
+from openchat_hf.model_types import ROLES, ModelType, get_model_type
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+class TemplateError(OpenChatError, ValueError):
+    """A conversation that the template cannot render (unknown role, misplaced system message, bad content)."""
+
+
+@dataclass
+class RenderedChat:
+    """Rendered text, the character spans that training supervises, and how many special strings were neutralised."""
+
+    text: str
+    assistant_spans: list[tuple[int, int]] = field(default_factory=list)
+    num_neutralized: int = 0
+
+
+@dataclass
+class TokenizedChat:
+    input_ids: list[int]
+    supervise_mask: list[int]
+    num_neutralized: int = 0
+    truncated: bool = False
+
+
+def _literal(text: str) -> str:
+    """A Jinja string literal (JSON escapes are valid in Jinja2 and minijinja alike)."""
+    return json.dumps(text, ensure_ascii=True)
+
+
+def validate_messages(messages: Any, *, require_alternation: bool = False) -> list[dict[str, str]]:
+    """Check a conversation's shape and return it as plain ``{"role", "content"}`` dicts.
+
+    A system message may only come first. With ``require_alternation`` the other turns must alternate user /
+    assistant starting with the user (the shape of training data and of chat requests).
+    """
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise TemplateError("A conversation must be a non-empty list of messages.")
+    out: list[dict[str, str]] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise TemplateError(f"Message {i} must be an object with 'role' and 'content', got {type(message).__name__}.")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise TemplateError(f"Message {i} has unknown role {role!r}; expected one of {', '.join(ROLES)}.")
+        if content is None:
+            content = ""
+        if not isinstance(content, str):
+            raise TemplateError(f"Message {i} content must be a string, got {type(content).__name__}.")
+        if role == "system" and i != 0:
+            raise TemplateError(f"Message {i}: a system message may only be the first message.")
+        out.append({"role": role, "content": content})
+    if require_alternation:
+        turns = out[1:] if out[0]["role"] == "system" else out
+        if not turns:
+            raise TemplateError("A conversation needs at least one user message.")
+        for i, message in enumerate(turns):
+            expected = "user" if i % 2 == 0 else "assistant"
+            if message["role"] != expected:
+                raise TemplateError(
+                    f"Turn {i} has role {message['role']!r} but {expected!r} was expected: "
+                    "turns must alternate user / assistant, starting with the user."
+                )
+    return out
+
+
+class ChatTemplate:
+    """The conversation template of one model type, bound to one tokenizer's special tokens."""
+
+    def __init__(
+        self,
+        model_type: ModelType | str,
+        tokenizer: Any = None,
+        *,
+        bos_token: str | None = None,
+        special_tokens: Sequence[str] = (),
+    ) -> None:
+        self.model_type = get_model_type(model_type)
+        self.tokenizer = tokenizer
+        if tokenizer is not None:
+            bos_token = bos_token if bos_token is not None else tokenizer.bos_token
+            special_tokens = [*special_tokens, *tokenizer.all_special_tokens, *tokenizer.get_added_vocab()]
+        if self.model_type.add_bos and not bos_token:
+            raise TemplateError(
+                f"Model type {self.model_type.name!r} starts with BOS but the tokenizer has no bos_token; "
+                "set tokenizer.bos_token or register a model type with add_bos=False."
+            )
+        self.bos_token = bos_token if self.model_type.add_bos else ""
+        specials = {s for s in (*special_tokens, self.model_type.eot_token) if s and len(s) > 1}
+        # Longest first, so a token that contains another is neutralised as a whole.
+        self.special_tokens: tuple[str, ...] = tuple(sorted(specials, key=lambda s: (-len(s), s)))
+
+    # ----------------------------------------------------------------------------------------------------- text
+    def neutralize(self, content: str) -> tuple[str, int]:
+        """Break every special-token string in ``content`` with a zero-width space; return the text and the count."""
+        count = 0
+        for token in self.special_tokens:
+            if token in content:
+                count += content.count(token)
+                content = content.replace(token, token[0] + ZERO_WIDTH_SPACE + token[1:])
+        return content, count
+
+    def render(self, messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool = False) -> RenderedChat:
+        """The conversation as text, with the character spans of each assistant content + EOT."""
+        mt = self.model_type
+        parts: list[str] = [self.bos_token]
+        position = len(self.bos_token)
+        spans: list[tuple[int, int]] = []
+        neutralized = 0
+        for message in validate_messages(messages):
+            content, n = self.neutralize(message["content"])
+            neutralized += n
+            prefix = mt.prefix(message["role"])
+            parts.append(prefix)
+            position += len(prefix)
+            body = content + mt.eot_token
+            parts.append(body)
+            if message["role"] == "assistant":
+                spans.append((position, position + len(body)))
+            position += len(body)
+        if add_generation_prompt:
+            parts.append(mt.generation_prefix)
+        return RenderedChat("".join(parts), spans, neutralized)
+
+    def strip_completion(self, text: str) -> str:
+        """Remove the part of the assistant prefix that the generation prompt left to the model (a leading space)."""
+        rest = self.model_type.assistant_prefix[len(self.model_type.generation_prefix) :]
+        return text[len(rest) :] if rest and text.startswith(rest) else text
+
+    # --------------------------------------------------------------------------------------------------- tokens
+    def _require_tokenizer(self) -> Any:
+        if self.tokenizer is None:
+            raise TemplateError("This ChatTemplate has no tokenizer; build it with ChatTemplate(model_type, tokenizer).")
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise TemplateError("A fast tokenizer (with offsets) is required to compute supervise masks.")
+        return self.tokenizer
+
+    @staticmethod
+    def _mask_from_offsets(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+        """1 on every token overlapping a span (the rule transformers uses for ``assistant_masks``)."""
+        mask = [0] * len(offsets)
+        span_idx = 0
+        for token_idx, (start, end) in enumerate(offsets):
+            while span_idx < len(spans) and start >= spans[span_idx][1]:
+                span_idx += 1
+            if span_idx == len(spans):
+                break
+            if end > spans[span_idx][0]:
+                mask[token_idx] = 1
+        return mask
+
+    def tokenize(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = False,
+        max_length: int | None = None,
+    ) -> TokenizedChat:
+        """Ids and supervise mask of one conversation (see :meth:`tokenize_batch`)."""
+        return self.tokenize_batch([messages], add_generation_prompt=add_generation_prompt, max_length=max_length)[0]
+
+    def tokenize_batch(
+        self,
+        conversations: Sequence[Sequence[dict[str, Any]]],
+        *,
+        add_generation_prompt: bool = False,
+        max_length: int | None = None,
+    ) -> list[TokenizedChat]:
+        """Tokenize many conversations in one fast-tokenizer call; truncate to ``max_length`` when given."""
+        tokenizer = self._require_tokenizer()
+        rendered = [self.render(m, add_generation_prompt=add_generation_prompt) for m in conversations]
+        encoded = tokenizer(
+            [r.text for r in rendered], add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
+        )
+        out = []
+        for r, ids, offsets in zip(rendered, encoded["input_ids"], encoded["offset_mapping"], strict=True):
+            mask = self._mask_from_offsets(offsets, r.assistant_spans)
+            truncated = max_length is not None and len(ids) > max_length
+            if truncated:
+                ids, mask = ids[:max_length], mask[:max_length]
+            out.append(TokenizedChat(list(ids), mask, r.num_neutralized, truncated))
+        return out
+
+    # ---------------------------------------------------------------------------------------------------- jinja
+    def jinja(self, *, generation_markers: bool = True) -> str:
+        """A Jinja chat template rendering exactly :meth:`render`'s text.
+
+        ``generation_markers=False`` gives the marker-free form for engines that don't know ``{% generation %}``
+        (TGI's minijinja); it renders the same text.
+        """
+        mt = self.model_type
+        content = "message['content']"
+        for token in self.special_tokens:
+            content += f" | replace({_literal(token)}, {_literal(token[0] + ZERO_WIDTH_SPACE + token[1:])})"
+        eot = _literal(mt.eot_token)
+        gen_open, gen_close = ("{%- generation -%}", "{%- endgeneration -%}") if generation_markers else ("", "")
+        lines = [
+            f"{{#- openchat-hf chat template for model type {mt.name} -#}}",
+            f"{{{{- {_literal(self.bos_token)} -}}}}" if self.bos_token else "",
+            "{%- for message in messages -%}",
+            "{%- if message['content'] is string -%}{%- set content = " + content + " -%}",
+            "{%- elif message['content'] is none -%}{%- set content = '' -%}",
+            "{%- else -%}{{- raise_exception('Message content must be a string.') -}}{%- endif -%}",
+            "{%- if message['role'] == 'system' -%}",
+            "{%- if not loop.first -%}{{- raise_exception('A system message may only be the first message.') -}}"
+            "{%- endif -%}",
+            f"{{{{- {_literal(mt.system_prefix)} + content + {eot} -}}}}",
+            "{%- elif message['role'] == 'user' -%}",
+            f"{{{{- {_literal(mt.user_prefix)} + content + {eot} -}}}}",
+            "{%- elif message['role'] == 'assistant' -%}",
+            f"{{{{- {_literal(mt.assistant_prefix)} -}}}}",
+            gen_open,
+            f"{{{{- content + {eot} -}}}}",
+            gen_close,
+            "{%- else -%}{{- raise_exception('Unknown role: ' + message['role']) -}}",
+            "{%- endif -%}",
+            "{%- endfor -%}",
+            f"{{%- if add_generation_prompt -%}}{{{{- {_literal(mt.generation_prefix)} -}}}}{{%- endif -%}}",
+        ]
+        return "\n".join(line for line in lines if line)
+
+
+def setup_tokenizer(tokenizer: Any, model_type: ModelType | str) -> ChatTemplate:
+    """Make ``tokenizer`` ready for ``model_type``: add the EOT special token, a pad token, and the chat template.
+
+    Adding the same EOT token to the same base tokenizer always gives the same id, so the data pipeline and model
+    patching agree. Returns the bound :class:`ChatTemplate`.
+    """
+    from tokenizers import AddedToken
+
+    mt = get_model_type(model_type)
+    if mt.eot_token not in tokenizer.get_vocab():
+        tokenizer.add_tokens([AddedToken(mt.eot_token, special=True, normalized=False)], special_tokens=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token or mt.eot_token
+    template = ChatTemplate(mt, tokenizer)
+    tokenizer.chat_template = template.jinja()
+    return template
+
+
+def eot_token_id(tokenizer: Any, model_type: ModelType | str) -> int:
+    """The id of the model type's EOT token (raises if the tokenizer was not set up)."""
+    mt = get_model_type(model_type)
+    token_id = tokenizer.convert_tokens_to_ids(mt.eot_token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise TemplateError(f"The tokenizer has no {mt.eot_token!r} token; call setup_tokenizer(tokenizer, {mt.name!r}).")
+    return token_id
