@@ -62,7 +62,9 @@ class ModelType:
         if self.max_length <= 0:
             raise ModelTypeError(f"Model type {self.name!r}: max_length must be positive, got {self.max_length}.")
         if self.eot_init not in ("mean", "normal"):
-            raise ModelTypeError(f"Model type {self.name!r}: eot_init must be 'mean' or 'normal', got {self.eot_init!r}.")
+            raise ModelTypeError(
+                f"Model type {self.name!r}: eot_init must be 'mean' or 'normal', got {self.eot_init!r}."
+            )
         if not self.eot_token:
             raise ModelTypeError(f"Model type {self.name!r}: eot_token must not be empty.")
 
@@ -88,7 +90,9 @@ _REGISTRY: dict[str, ModelType] = {}
 def register_model_type(model_type: ModelType, *, overwrite: bool = False) -> ModelType:
     """Add a model type to the registry (``overwrite=True`` to replace an existing one)."""
     if model_type.name in _REGISTRY and not overwrite:
-        raise ModelTypeError(f"Model type {model_type.name!r} is already registered; pass overwrite=True to replace it.")
+        raise ModelTypeError(
+            f"Model type {model_type.name!r} is already registered; pass overwrite=True to replace it."
+        )
     _REGISTRY[model_type.name] = model_type
     return model_type
 

@@ -64,7 +64,9 @@ def validate_messages(messages: Any, *, require_alternation: bool = False) -> li
     out: list[dict[str, str]] = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise TemplateError(f"Message {i} must be an object with 'role' and 'content', got {type(message).__name__}.")
+            raise TemplateError(
+                f"Message {i} must be an object with 'role' and 'content', got {type(message).__name__}."
+            )
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
             raise TemplateError(f"Message {i} has unknown role {role!r}; expected one of {', '.join(ROLES)}.")
@@ -155,7 +157,9 @@ class ChatTemplate:
     # --------------------------------------------------------------------------------------------------- tokens
     def _require_tokenizer(self) -> Any:
         if self.tokenizer is None:
-            raise TemplateError("This ChatTemplate has no tokenizer; build it with ChatTemplate(model_type, tokenizer).")
+            raise TemplateError(
+                "This ChatTemplate has no tokenizer; build it with ChatTemplate(model_type, tokenizer)."
+            )
         if not getattr(self.tokenizer, "is_fast", False):
             raise TemplateError("A fast tokenizer (with offsets) is required to compute supervise masks.")
         return self.tokenizer
@@ -195,7 +199,10 @@ class ChatTemplate:
         tokenizer = self._require_tokenizer()
         rendered = [self.render(m, add_generation_prompt=add_generation_prompt) for m in conversations]
         encoded = tokenizer(
-            [r.text for r in rendered], add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
+            [r.text for r in rendered],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
         )
         out = []
         for r, ids, offsets in zip(rendered, encoded["input_ids"], encoded["offset_mapping"], strict=True):
@@ -268,5 +275,7 @@ def eot_token_id(tokenizer: Any, model_type: ModelType | str) -> int:
     mt = get_model_type(model_type)
     token_id = tokenizer.convert_tokens_to_ids(mt.eot_token)
     if token_id is None or token_id == tokenizer.unk_token_id:
-        raise TemplateError(f"The tokenizer has no {mt.eot_token!r} token; call setup_tokenizer(tokenizer, {mt.name!r}).")
+        raise TemplateError(
+            f"The tokenizer has no {mt.eot_token!r} token; call setup_tokenizer(tokenizer, {mt.name!r})."
+        )
     return token_id

@@ -37,7 +37,9 @@ def _with_byte_fallback_pieces(tok: Any) -> Any:
     return Tokenizer.from_str(json.dumps(spec))
 
 
-def build_tiny_tokenizer(style: str = "llama", vocab_size: int = 2048, extra_texts: Iterable[str] | None = None) -> Any:
+def build_tiny_tokenizer(
+    style: str = "llama", vocab_size: int = 2048, extra_texts: Iterable[str] | None = None
+) -> Any:
     """Train a small BPE tokenizer on the bundled text and wrap it as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
