@@ -1,1 +1,36 @@
-"""openchat-hf evaluation."""
+"""openchat-hf evaluation: answers from any OpenAI-compatible endpoint, pairwise judging (evidence calibration +
+balanced position calibration + k samples), MT-bench grading, reports, AlpacaEval export.
+
+Talks to endpoints over HTTP only; it imports neither ``openchat_hf.serving`` nor ``openchat_hf.training``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "EvaluationError": "errors",
+    "EndpointConfig": "client",
+    "EndpointError": "client",
+    "AnswerConfig": "answers",
+    "generate_answers": "answers",
+    "JudgeConfig": "judge",
+    "judge": "judge",
+    "GradeConfig": "grade",
+    "grade": "grade",
+    "build_report": "report",
+    "write_report": "report",
+    "export_alpaca": "alpaca",
+    "download_alpaca_questions": "alpaca",
+    "parse_pair_scores": "parsing",
+    "parse_rating": "parsing",
+    "PROMPTS_VERSION": "prompts",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # Lazy, so `python -m openchat_hf.evaluation.<step>` does not import the step module twice.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"openchat_hf.evaluation.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,352 @@
+"""Benchmark of the data pipeline (clean + filter + convert) against OpenChat v1's approach, on 2 CPU cores.
+
+Corpus: N ShareGPT pages (``ShareGPT/*.html`` with ``__NEXT_DATA__``, the input of OpenChat v1's
+``run_data_pipeline.sh``), 1-3 turns each, built from the real Vicuna-bench / MT-bench questions and answers
+rendered to ChatGPT's HTML (code blocks with "Copy code", lists, tables), half of them GPT-4, ~2 % duplicates,
+~1 % with a blocked word.
+
+* ours: ``openchat_hf.data.run_pipeline`` (Rust html-to-markdown, fast tokenizer batches, ``datasets.map``,
+  ``num_proc``), in a fresh subprocess per corpus size so its peak RSS (process + workers) is measured;
+* baseline: a faithful re-implementation of OpenChat v1 (``ochat/data/clean_sharegpt.py``: BeautifulSoup page
+  parsing, regex + markdownify, Python dedup, run with a 2-process pool; ``filter_sharegpt.py``; and the v1
+  conversation template: one slow SentencePiece tokenizer call per turn), on a subset.
+
+Tokenizers: ours is a 32K-vocab (max) Metaspace BPE trained with ``tokenizers`` on the corpus text; the baseline's is
+a SentencePiece BPE of the same vocabulary budget trained on the same text and used through transformers' slow
+``SentencePieceBackend``, as v1 used ``LlamaTokenizer`` (slow).
+
+Usage: ``python benchmarks/bench_data.py [--n 20000] [--small 5000] [--baseline-n 1000] [--num-proc 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+from openchat_hf.data.sample import GPT4, GPT35, markdown_to_chatgpt_html, page_html
+from openchat_hf.resources import MT_BENCH_DIR, VICUNA_ANSWERS_DIR, VICUNA_BENCH_DIR, read_jsonl
+
+EOT = "<|end_of_turn|>"
+
+
+# ------------------------------------------------------------------------------------------------------ corpus
+def text_pairs() -> list[tuple[str, str]]:
+    """(question, answer) pairs of real text: Vicuna-bench answers of 5 models + GPT-4 references, MT-bench."""
+    questions = {q["question_id"]: q["turns"][0] for q in read_jsonl(VICUNA_BENCH_DIR / "question.jsonl")}
+    pairs = []
+    for path in sorted(VICUNA_ANSWERS_DIR.glob("*.jsonl")):
+        pairs += [(questions[r["question_id"]], r["text"]) for r in read_jsonl(path)]
+    for r in read_jsonl(VICUNA_BENCH_DIR / "reference_answer_gpt-4.jsonl"):
+        pairs.append((questions[r["question_id"]], r["choices"][0]["turns"][0]))
+    mt_q = {q["question_id"]: q["turns"] for q in read_jsonl(MT_BENCH_DIR / "question.jsonl")}
+    for r in read_jsonl(MT_BENCH_DIR / "reference_answer_gpt-4.jsonl"):
+        pairs += list(zip(mt_q[r["question_id"]], r["choices"][0]["turns"]))
+    return pairs
+
+
+def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
+    """Write ``n`` ShareGPT pages to ``folder/ShareGPT``; return their HTML size."""
+    pages = folder / "ShareGPT"
+    pages.mkdir(parents=True, exist_ok=True)
+    pairs = text_pairs()
+    rng = random.Random(seed)
+    value_bytes = 0
+    previous: list[dict] = []
+    for i in range(n):
+        if previous and rng.random() < 0.02:  # an exact duplicate of an earlier conversation
+            content = rng.choice(previous)
+        else:
+            items = []
+            for j, (q, a) in enumerate(rng.sample(pairs, rng.choice((1, 2, 2, 3)))):
+                if j == 0:  # real ShareGPT conversations are unique apart from the re-shares above
+                    q = f"Question {i}: {q}"
+                if rng.random() < 0.01:
+                    a += "\n\nThis answer comes from a model trained by OpenAI."
+                answer = markdown_to_chatgpt_html(a)
+                if rng.random() < 0.2:
+                    answer = "<div>1 / 2</div>" + answer
+                items += [{"from": "human", "value": html.escape(q, quote=False)}, {"from": "gpt", "value": answer}]
+            content = {"items": items, "model": GPT4 if rng.random() < 0.5 else GPT35}
+            if len(previous) < 500:
+                previous.append(content)
+        value_bytes += sum(len(t["value"].encode()) for t in content["items"])
+        (pages / f"{i:07d}.html").write_text(page_html(f"c{i:07d}", content), encoding="utf-8")
+    return {"conversations": n, "html_mb": value_bytes / 1e6}
+
+
+def corpus_texts(n: int = 3000) -> list[str]:
+    return [t for pair in text_pairs() for t in pair][:n]
+
+
+# --------------------------------------------------------------------------------------------------- tokenizers
+def build_tokenizers(folder: Path, vocab_size: int = 32000) -> tuple[Path, Path]:
+    """Our fast BPE (``tokenizers``) and the baseline's SentencePiece BPE, same text, same vocab budget."""
+    import sentencepiece as spm
+
+    from openchat_hf.tiny import build_tiny_tokenizer
+
+    texts = corpus_texts()
+    fast_dir = folder / "fast_tokenizer"
+    build_tiny_tokenizer("llama", vocab_size=vocab_size, extra_texts=texts).save_pretrained(fast_dir)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_prefix=str(folder / "spm"),
+        vocab_size=vocab_size,
+        model_type="bpe",
+        hard_vocab_limit=False,
+        byte_fallback=True,
+        character_coverage=1.0,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+        num_threads=2,
+    )
+    return fast_dir, folder / "spm.model"
+
+
+# ------------------------------------------------------------------------------------------ OpenChat v1 baseline
+_div = re.compile("<div.*?>")
+_span = re.compile("<span.*?>")
+_code_lang = re.compile("```\\s*" + "(.*?)" + "(?:Copy code)+" + "(.+?)" + "\\s*?```", re.DOTALL)
+_regenerate = re.compile("\\d+ / \\d+")
+_copy_chars = re.compile("Copy\\d+ chars / \\d+ words")
+_copy_code = re.compile("```(.*?)Copy code\\s*```")
+
+
+def _v1_html_to_markdown(val: str) -> str:
+    import markdownify
+
+    val = re.sub(_div, "", val)
+    val = re.sub(_span, "", val)
+    val = markdownify.markdownify(val).strip()
+    val = re.sub(_code_lang, "```\\g<1>\n\\g<2>\n```", val)
+    noise = re.search(_regenerate, val)
+    if noise and noise.start() == 0:
+        val = val[noise.end() :]
+    val = re.sub(_copy_chars, "", val)
+    val = re.sub(_copy_code, "", val)
+    return val.replace("\n\n\n", "\n").strip()
+
+
+def v1_sample_pipeline(filename: str):
+    """OpenChat v1 ``clean_sharegpt.sample_pipeline``: load page with bs4, clean, hash."""
+    import bs4
+
+    try:
+        with open(filename) as f:
+            parser = bs4.BeautifulSoup(f, "html.parser")
+        sample = json.loads(parser.find("script", {"id": "__NEXT_DATA__"}).decode_contents())["props"]["pageProps"]
+        sample = {**sample["content"], "id": sample.get("id", "")}
+        items = sample["items"]
+        if len(items) <= 1:
+            return False, "Conversation too short"
+        if items[0]["from"] != "human":
+            items = items[1:]
+        if items and items[-1]["from"] == "human":
+            items = items[:-1]
+        if len(items) <= 1:
+            return False, "Conversation too short"
+        for i, c in enumerate(items):
+            if c["from"] != ["human", "gpt"][i % 2]:
+                return False, "Wrong format"
+            if "openai" in c["value"].lower():
+                return False, "Contain blocked words"
+            c["value"] = _v1_html_to_markdown(c["value"])
+        sample["items"] = items
+        sample["hash"] = (hash("".join(c["value"] for c in items)), len(items))
+        return True, sample
+    except Exception as err:  # noqa: BLE001 - v1 turned every failure into a counted error
+        return False, str(err)
+
+
+def v1_tokenize(tokenizer, sample: dict, eot_id: int) -> tuple[list[int], list[int]]:
+    """OpenChat v1's template: BOS, then per turn one slow-tokenizer call on prefix + text, then EOT."""
+    ids, mask = [tokenizer.bos_token_id], [0]
+    for c in sample["items"]:
+        prefix = "Human: " if c["from"] == "human" else "Assistant: "
+        seg = tokenizer(prefix + c["value"], add_special_tokens=False).input_ids + [eot_id]
+        ids += seg
+        mask += [int(c["from"] == "gpt")] * len(seg)
+    return ids[:2048], mask[:2048]
+
+
+def _usage() -> tuple[float, float]:
+    """(CPU seconds of this process and its finished children, peak RSS MB of either)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime, max(me.ru_maxrss, kids.ru_maxrss) / 1024
+
+
+def run_baseline(files: list[str], spm_model: Path, num_proc: int) -> dict:
+
+    start = time.perf_counter()
+    with Pool(num_proc) as pool:
+        samples = pool.map(v1_sample_pipeline, files, chunksize=16)
+    visited, kept = set(), []
+    for ok, sample in samples:
+        if ok and sample["hash"] not in visited:
+            visited.add(sample["hash"])
+            if sample.get("model", "") == GPT4:
+                kept.append(sample)
+    random.Random(42).shuffle(kept)
+    with Pool(num_proc) as pool:
+        chunks = [kept[i::num_proc] for i in range(num_proc)]
+        tokens = sum(pool.starmap(_v1_tokenize_chunk, [(spm_model, c) for c in chunks]), [])
+    seconds = time.perf_counter() - start
+    cpu, rss = _usage()
+    return {
+        "conversations": len(files),
+        "kept": len(kept),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": rss,
+        "tokens": sum(map(len, tokens)),
+    }
+
+
+def _v1_tokenize_chunk(spm_model: Path, samples: list[dict]) -> list[list[int]]:
+    from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
+
+    tokenizer = SentencePieceBackend(vocab_file=str(spm_model), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer.add_special_tokens({"additional_special_tokens": [EOT]})
+    eot_id = tokenizer.convert_tokens_to_ids(EOT)
+    return [v1_tokenize(tokenizer, s, eot_id)[0] for s in samples]
+
+
+# ------------------------------------------------------------------------------------------------------- ours
+def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> None:
+    """Child process: run the pipeline, print its timing and peak RSS (self + workers) as JSON."""
+    import logging
+
+    from openchat_hf.data import PipelineConfig, run_pipeline
+
+    logging.disable(logging.INFO)
+    start = time.perf_counter()
+    report = run_pipeline(corpus, out, PipelineConfig(model_types="openchat", tokenizer=tokenizer, num_proc=num_proc))
+    seconds = time.perf_counter() - start
+    cpu, rss = _usage()
+    mt = report["model_types"]["openchat"]
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "conversations": report["inputs"],
+                "kept": report["kept"],
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "peak_rss_mb": rss,
+                "tokens": mt["tokens"]["train"] + mt["tokens"]["eval"],
+            }
+        )
+    )
+
+
+def run_baseline_worker(files_list: str, spm_model: str, num_proc: int) -> None:
+    files = Path(files_list).read_text().split("\n")
+    print("RESULT " + json.dumps(run_baseline(files, Path(spm_model), num_proc)))
+
+
+def run_child(*args: str) -> dict:
+    """Run a worker in a fresh process (imports, CPU time and peak RSS counted) and return its RESULT."""
+    cmd = [sys.executable, __file__, "--worker", *map(str, args)]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-3000:])
+    line = next(line for line in res.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def subset(corpus: Path, folder: Path, n: int) -> Path:
+    (folder / "ShareGPT").mkdir(parents=True, exist_ok=True)
+    for f in sorted((corpus / "ShareGPT").iterdir())[:n]:
+        (folder / "ShareGPT" / f.name).symlink_to(f)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20000, help="conversations in the corpus")
+    parser.add_argument("--small", type=int, default=5000, help="smaller corpus for the peak-memory comparison")
+    parser.add_argument("--baseline-n", type=int, default=1000, help="conversations the slow baseline processes")
+    parser.add_argument("--num-proc", type=int, default=2)
+    parser.add_argument("--workdir", default=None, help="keep the corpus and outputs here (default: a temp dir)")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "ours":
+            run_ours_worker(rest[0], rest[1], rest[2], int(rest[3]))
+        else:
+            run_baseline_worker(rest[0], rest[1], int(rest[2]))
+        return
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_data-"))
+    try:
+        t = time.perf_counter()
+        corpus = make_corpus(work / "corpus", args.n)
+        print(f"corpus: {args.n} pages, {corpus['html_mb']:.1f} MB of HTML ({time.perf_counter() - t:.0f} s to write)")
+        fast_dir, spm_model = build_tokenizers(work)
+        from transformers import AutoTokenizer
+
+        print(
+            f"tokenizers: fast BPE vocab {len(AutoTokenizer.from_pretrained(fast_dir))} (tokenizers), baseline "
+            f"SentencePiece BPE vocab {sum(1 for _ in open(str(spm_model).replace('.model', '.vocab')))}"
+        )
+        mb_per_conv = corpus["html_mb"] / args.n
+
+        small_corpus = subset(work / "corpus", work / "small", args.small)
+        small = run_child("ours", small_corpus, work / "out_small", fast_dir, args.num_proc)
+        full = run_child("ours", work / "corpus", work / "out_full", fast_dir, args.num_proc)
+        base_corpus = subset(work / "corpus", work / "base_sub", args.baseline_n)
+        ours_sub = run_child("ours", base_corpus, work / "out_sub", fast_dir, args.num_proc)
+        files_list = work / "baseline_files.txt"
+        files_list.write_text("\n".join(sorted(str(f) for f in (base_corpus / "ShareGPT").iterdir())))
+        base = run_child("baseline", files_list, spm_model, args.num_proc)
+
+        rows = [
+            ("baseline (OpenChat v1)", base),
+            (f"ours, same {args.baseline_n} conversations", ours_sub),
+            (f"ours, {args.small} conversations", small),
+            (f"ours, {args.n} conversations", full),
+        ]
+        base_rate = base["conversations"] / base["seconds"]
+        base_cpu = base["cpu_seconds"] / base["conversations"]
+        print(
+            "\n| run | conversations | kept | wall s | conv/s | MB HTML/s | CPU ms/conv | tokens/kept conv "
+            "| peak RSS MB | x baseline (wall) | x baseline (CPU) |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, r in rows:
+            rate = r["conversations"] / r["seconds"]
+            cpu = r["cpu_seconds"] / r["conversations"]
+            print(
+                f"| {name} | {r['conversations']} | {r['kept']} | {r['seconds']:.1f} | {rate:.0f} | "
+                f"{rate * mb_per_conv:.2f} | {1000 * cpu:.2f} | {r['tokens'] / max(r['kept'], 1):.0f} | "
+                f"{r['peak_rss_mb']:.0f} | {rate / base_rate:.1f} | {base_cpu / cpu:.1f} |"
+            )
+        full_rate = full["conversations"] / full["seconds"]
+        print(
+            f"\nHTML per conversation: {1000 * mb_per_conv:.1f} KB. Extrapolated: 90K conversations in "
+            f"{90000 / full_rate:.0f} s; 300 MB of HTML in {300 / (full_rate * mb_per_conv):.0f} s (goal < 180 s); "
+            f"from CPU time on 2 dedicated cores: {90000 * full['cpu_seconds'] / full['conversations'] / 2:.0f} s."
+        )
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

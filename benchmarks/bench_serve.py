@@ -1,0 +1,260 @@
+"""Serving throughput and latency: the embedded backend's continuous batching vs one request at a time.
+
+Both servers are the same FastAPI app on 127.0.0.1 in this process; only the backend differs:
+
+* ``sequential`` (baseline, OpenChat v1's serving loop): one request at a time, ``model.generate`` under a lock;
+* ``batched``: :class:`openchat_hf.serving.backends.transformers.TransformersBackend` (continuous batching, KV cache).
+
+Clients are real ``openai.AsyncOpenAI`` clients, each sending requests back to back (non-streaming, varied
+``max_tokens``). Prints output tokens/s, p50/p95 latency at 1, 8 and 32 clients, and the ratio to the baseline
+measured in the same run; then the proxy overhead (``--backend openai`` in front of the embedded server vs calling
+it directly). ``--gpu --model DIR`` runs the same on a CUDA GPU with a real checkpoint.
+
+    python benchmarks/bench_serve.py                     # CPU, tiny random-init model
+    python benchmarks/bench_serve.py --gpu --model DIR   # GPU (bf16)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+from openchat_hf.serving import ServerConfig, create_app
+from openchat_hf.serving.backends.base import Backend, GenerationEvent, GenerationRequest
+from openchat_hf.serving.backends.openai import OpenAIBackend
+from openchat_hf.serving.backends.transformers import TransformersBackend
+
+MODEL = "bench"
+
+
+class SequentialBackend(Backend):
+    """The baseline: one request at a time through ``model.generate`` (what OpenChat v1's server did)."""
+
+    name = "sequential"
+
+    def __init__(self, model, tokenizer, eos_token_ids) -> None:
+        super().__init__(tokenizer, model.config)
+        self.model, self.eos = model, eos_token_ids
+        self.lock = asyncio.Lock()
+
+    def _generate(self, request: GenerationRequest) -> list[int]:
+        import torch
+
+        p = request.params
+        ids = torch.tensor([request.prompt_ids], device=self.model.device)
+        kwargs = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature else {}
+        with torch.inference_mode():
+            out = self.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=p.max_tokens,
+                eos_token_id=self.eos,
+                pad_token_id=self.tokenizer.pad_token_id,
+                do_sample=bool(p.temperature),
+                **kwargs,
+            )
+        return out[0, ids.shape[1] :].tolist()
+
+    async def stream(self, request: GenerationRequest):
+        async with self.lock:
+            tokens = await asyncio.to_thread(self._generate, request)
+        finish = "stop" if tokens and tokens[-1] in self.eos else "length"
+        yield GenerationEvent(self.tokenizer.decode(tokens, skip_special_tokens=True), tokens, len(tokens), finish)
+
+
+class Server:
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        for _ in range(600):
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def build_tiny_checkpoint(out: Path) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from openchat_hf.modeling import add_eot_token
+    from openchat_hf.tiny import save_tiny_base
+
+    base = save_tiny_base(out / "base", "llama")
+    tokenizer, model = AutoTokenizer.from_pretrained(base), AutoModelForCausalLM.from_pretrained(base)
+    add_eot_token(model, tokenizer, "openchat")
+    model.config.openchat_model_type = "openchat"
+    model.save_pretrained(out / MODEL)
+    tokenizer.save_pretrained(out / MODEL)
+    return out / MODEL
+
+
+async def run_clients(url: str, clients: int, requests_per_client: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    plans = [
+        [
+            (rng.randint(16, 96), f"Question {c}-{i}: " + " ".join(rng.choices(WORDS, k=rng.randint(5, 40))))
+            for i in range(requests_per_client)
+        ]
+        for c in range(clients)
+    ]
+    latencies, tokens = [], 0
+    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600)
+
+    async def one(plan):
+        nonlocal tokens
+        for max_tokens, question in plan:
+            start = time.perf_counter()
+            reply = await client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": question}], max_tokens=max_tokens, temperature=0
+            )
+            latencies.append(time.perf_counter() - start)
+            tokens += reply.usage.completion_tokens
+
+    start = time.perf_counter()
+    async with client:
+        await asyncio.gather(*[one(plan) for plan in plans])
+    wall = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "tokens": tokens,
+        "tokens_per_s": tokens / wall,
+        "p50_s": statistics.median(latencies),
+        "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+    }
+
+
+WORDS = "the llama sleeps standing up in cold weather because its wool keeps it warm and dry at night".split()
+
+
+async def proxy_overhead(direct_url: str, proxy_url: str, n: int = 60) -> dict:
+    async def latencies(url):
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        out = []
+        async with client:
+            for i in range(n):
+                start = time.perf_counter()
+                await client.chat.completions.create(
+                    model=MODEL, messages=[{"role": "user", "content": f"hi {i}"}], max_tokens=1, temperature=0
+                )
+                out.append(time.perf_counter() - start)
+        return statistics.median(out[5:])
+
+    await latencies(proxy_url)  # warm up both paths
+    direct, proxied = await latencies(direct_url), await latencies(proxy_url)
+    return {"direct_p50_ms": direct * 1e3, "proxy_p50_ms": proxied * 1e3, "overhead_ms": (proxied - direct) * 1e3}
+
+
+def load(url: str, clients: int, requests_per_client: int, seed: int) -> dict:
+    """Run the clients in a separate process, so their CPU time does not compete with the server's GIL."""
+    cmd = [sys.executable, __file__, "--client-of", url, str(clients), str(requests_per_client), str(seed)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--client-of", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help="checkpoint folder (default: a tiny random-init model built here)")
+    parser.add_argument("--gpu", action="store_true", help="run on CUDA in bf16")
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--requests-per-client", type=int, default=3)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.client_of:
+        url, clients, per_client, seed = args.client_of
+        print(json.dumps(asyncio.run(run_clients(url, int(clients), int(per_client), int(seed)))))
+        return 0
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if args.gpu and not torch.cuda.is_available():
+        print("--gpu: no CUDA device here; nothing measured.", file=sys.stderr)
+        return 2
+    tmp = tempfile.TemporaryDirectory()
+    path = Path(args.model) if args.model else build_tiny_checkpoint(Path(tmp.name))
+    device, dtype = ("cuda", torch.bfloat16) if args.gpu else ("cpu", torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    eos = model.generation_config.eos_token_id
+    eos = [eos] if isinstance(eos, int) else list(eos)
+    config = ServerConfig(model_name=MODEL)
+    levels = [int(c) for c in args.clients.split(",")]
+    results: dict = {"device": torch.cuda.get_device_name() if args.gpu else "cpu", "levels": []}
+
+    for clients in levels:
+        row = {}
+        for name, backend in (
+            ("sequential", SequentialBackend(model, tokenizer, eos)),
+            ("batched", TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=max(levels))),
+        ):
+            with Server(create_app(backend, ServerConfig(**config.__dict__))) as server:
+                load(server.url, min(clients, 2), 1, seed=0)  # warm-up
+                per_client = max(args.requests_per_client, 8 // clients)
+                row[name] = load(server.url, clients, per_client, seed=clients)
+        row["speedup"] = row["batched"]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
+        results["levels"].append(row)
+        print(
+            f"clients={clients:3d}  sequential {row['sequential']['tokens_per_s']:7.1f} tok/s  "
+            f"batched {row['batched']['tokens_per_s']:7.1f} tok/s  x{row['speedup']:.2f}",
+            flush=True,
+        )
+
+    embedded = TransformersBackend(model, tokenizer, eos_token_ids=eos)
+    with Server(create_app(embedded, ServerConfig(**config.__dict__))) as upstream:
+        proxy = OpenAIBackend(upstream.url + "/v1", tokenizer, model.config)
+        with Server(create_app(proxy, ServerConfig(model_name=MODEL, model_type="openchat"))) as front:
+            results["proxy_openai"] = asyncio.run(proxy_overhead(upstream.url, front.url))
+
+    print()
+    print("| clients | one-at-a-time tok/s | p50 / p95 s | batched tok/s | p50 / p95 s | ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in results["levels"]:
+        s, b = row["sequential"], row["batched"]
+        print(
+            f"| {s['clients']} | {s['tokens_per_s']:.1f} | {s['p50_s']:.2f} / {s['p95_s']:.2f} | "
+            f"{b['tokens_per_s']:.1f} | {b['p50_s']:.2f} / {b['p95_s']:.2f} | {row['speedup']:.2f}x |"
+        )
+    p = results["proxy_openai"]
+    print(
+        f"\nopenai proxy: direct p50 {p['direct_p50_ms']:.1f} ms, through the proxy {p['proxy_p50_ms']:.1f} ms, "
+        f"overhead {p['overhead_ms']:.1f} ms"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Convert clean conversations to training data for one model type: template + EOT, tokenize, truncate or drop.
+
+Everything goes through :class:`openchat_hf.templates.ChatTemplate` (set up by
+:func:`openchat_hf.templates.setup_tokenizer`), so the tokens are exactly what the chat template gives at serving time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openchat_hf.data.errors import DataPipelineError
+from openchat_hf.model_types import ModelType
+
+logger = logging.getLogger(__name__)
+
+OVERFLOW_CHOICES = ("truncate", "drop")
+# Drop reasons of the convert step.
+TOO_LONG = "too_long"
+NO_SUPERVISED_TOKENS = "no_supervised_tokens"
+CONVERT_REASONS = (TOO_LONG, NO_SUPERVISED_TOKENS)
+
+
+def parse_tokenizer_spec(spec: str | dict[str, str] | None, model_types: Sequence[str]) -> dict[str, str]:
+    """``PATH`` (one tokenizer for every model type) or ``TYPE=PATH,TYPE=PATH`` -> ``{model_type: path}``."""
+    if spec is None or spec == "":
+        return {}
+    if isinstance(spec, dict):
+        mapping = dict(spec)
+    elif "=" in spec:
+        mapping = {}
+        for part in spec.split(","):
+            name, sep, path = part.partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise DataPipelineError(f"Bad --tokenizer entry {part!r}: use PATH or TYPE=PATH,TYPE=PATH.")
+            mapping[name.strip()] = path.strip()
+    else:
+        mapping = dict.fromkeys(model_types, spec)
+    missing = [m for m in model_types if m not in mapping]
+    if missing:
+        raise DataPipelineError(f"No tokenizer given for model type(s) {', '.join(missing)}: add TYPE=PATH entries.")
+    return {m: mapping[m] for m in model_types}
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """A fast tokenizer from a local folder (clear errors for a missing or unusable path; never downloads)."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise DataPipelineError(
+            f"Tokenizer folder {path} does not exist: pass --tokenizer with a local folder holding tokenizer.json "
+            "(e.g. a base model saved with save_pretrained), or omit it to write only the clean dataset."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as err:  # noqa: BLE001 - transformers raises many types here
+        raise DataPipelineError(f"Cannot load a tokenizer from {path}: {err}") from err
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataPipelineError(f"The tokenizer in {path} is not a fast tokenizer; supervise masks need offsets.")
+    return tokenizer
+
+
+def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded train / eval split of ``n`` rows: ``ceil(n * eval_ratio)`` eval rows (at least one train row)."""
+    if not 0 <= eval_ratio < 1:
+        raise DataPipelineError(f"eval_ratio must be in [0, 1), got {eval_ratio}.")
+    n_eval = min(math.ceil(n * eval_ratio), max(n - 1, 0)) if eval_ratio > 0 else 0
+    perm = np.random.default_rng(seed).permutation(n)
+    return sorted(perm[n_eval:].tolist()), sorted(perm[:n_eval].tolist())
+
+
+def convert_batch(
+    batch: dict[str, list], *, template: Any, max_length: int, overflow: str, with_text: bool = True
+) -> dict[str, list]:
+    """``datasets.map(batched=True)`` function: ``messages`` -> ids, supervise mask, length, drop reason (+ text)."""
+    chats = template.tokenize_batch(batch["messages"], max_length=max_length if overflow == "truncate" else None)
+    out: dict[str, list] = {k: [] for k in ("input_ids", "supervise_mask", "length", "truncated", "neutralized")}
+    out["reason"], out["text"] = [], []
+    for messages, chat in zip(batch["messages"], chats):
+        reason = ""
+        if len(chat.input_ids) > max_length:
+            reason = TOO_LONG
+        elif not any(chat.supervise_mask):
+            reason = NO_SUPERVISED_TOKENS
+        out["input_ids"].append(chat.input_ids)
+        out["supervise_mask"].append(chat.supervise_mask)
+        out["length"].append(len(chat.input_ids))
+        out["truncated"].append(chat.truncated)
+        out["neutralized"].append(chat.num_neutralized)
+        out["reason"].append(reason)
+        out["text"].append(template.render(messages).text if with_text else "")
+    return out
+
+
+def model_type_summary(model_type: ModelType) -> dict[str, Any]:
+    return {"family": model_type.family, "max_length": model_type.max_length}

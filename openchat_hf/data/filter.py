@@ -1,0 +1,15 @@
+"""Keep conversations by the model that wrote them (ShareGPT's ``model`` field; ``Model: GPT-4`` by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+DEFAULT_FILTER_MODELS: tuple[str, ...] = ("Model: GPT-4",)
+MODEL_FILTERED = "model_filtered"
+
+
+def keep_model(model: str, models: Sequence[str] | None) -> bool:
+    """Whether a conversation from ``model`` is kept; ``models`` empty or ``None`` keeps everything."""
+    if not models:
+        return True
+    return model.strip() in models

@@ -1,0 +1,39 @@
+"""OpenChat v1's output files: ``MODEL_TYPE.{train,eval}.json`` and ``MODEL_TYPE.{train,eval}.text.json``.
+
+``MODEL_TYPE.SPLIT.json`` is ``[[token_ids, supervise_mask], ...]``; ``MODEL_TYPE.SPLIT.text.json`` is the list of
+rendered conversation texts, in the same order. Both are written row by row (memory stays flat).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+
+def legacy_paths(output_dir: str | Path, model_type: str, split: str) -> tuple[Path, Path]:
+    output_dir = Path(output_dir)
+    return output_dir / f"{model_type}.{split}.json", output_dir / f"{model_type}.{split}.text.json"
+
+
+def write_legacy_split(dataset, output_dir: str | Path, model_type: str, split: str, batch_size: int = 1000) -> None:
+    """Write one split (a ``datasets.Dataset`` with ``input_ids``, ``supervise_mask``, ``text``) as legacy JSON."""
+    ids_path, text_path = legacy_paths(output_dir, model_type, split)
+    with open(ids_path, "wb") as f_ids, open(text_path, "wb") as f_text:
+        f_ids.write(b"[")
+        f_text.write(b"[")
+        first = True
+        for batch in dataset.select_columns(["input_ids", "supervise_mask", "text"]).iter(batch_size=batch_size):
+            for ids, mask, text in zip(batch["input_ids"], batch["supervise_mask"], batch["text"]):
+                sep = b"" if first else b",\n"
+                f_ids.write(sep + orjson.dumps([ids, mask]))
+                f_text.write(sep + orjson.dumps(text))
+                first = False
+        f_ids.write(b"]\n")
+        f_text.write(b"]\n")
+
+
+def read_legacy_split(output_dir: str | Path, model_type: str, split: str) -> tuple[list, list[str]]:
+    """``([[ids, mask], ...], [text, ...])`` of one legacy split."""
+    ids_path, text_path = legacy_paths(output_dir, model_type, split)
+    return orjson.loads(ids_path.read_bytes()), orjson.loads(text_path.read_bytes())

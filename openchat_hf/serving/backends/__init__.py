@@ -1,0 +1,57 @@
+"""Backends behind the server: ``transformers`` (embedded), ``tgi`` and ``openai`` (proxies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from openchat_hf.serving.backends.base import Backend, GenerationEvent, GenerationRequest, SamplingParams
+from openchat_hf.serving.errors import ServingError
+
+BACKENDS = ("transformers", "tgi", "openai")
+
+__all__ = ["BACKENDS", "Backend", "GenerationEvent", "GenerationRequest", "SamplingParams", "load_backend"]
+
+
+def load_backend(
+    model_path: str | Path,
+    backend: str = "transformers",
+    *,
+    backend_url: str | None = None,
+    backend_model: str | None = None,
+    backend_api_key: str | None = None,
+    model_type: str | None = None,
+    max_batch_size: int = 32,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> Backend:
+    """Build a backend for the checkpoint folder ``model_path`` (its tokenizer and config are always read locally)."""
+    path = Path(model_path)
+    if not (path / "config.json").exists() or not any(
+        (path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")
+    ):
+        raise ServingError(
+            f"{path} is not a checkpoint folder with config.json and a tokenizer; pass a local folder "
+            "(e.g. the output of `openchat-hf patch` / `openchat-hf export` or of training)."
+        )
+    if backend == "transformers":
+        from openchat_hf.serving.backends.transformers import TransformersBackend
+
+        return TransformersBackend.from_pretrained(path, device=device, dtype=dtype, max_batch_size=max_batch_size)
+    if backend not in BACKENDS:
+        raise ServingError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if not backend_url:
+        raise ServingError(f"The {backend} backend needs --backend-url (the upstream server's address).")
+    from transformers import AutoConfig, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    config: Any = AutoConfig.from_pretrained(path)
+    if backend == "tgi":
+        from openchat_hf.model_types import get_model_type
+        from openchat_hf.serving.backends.tgi import TGIBackend
+
+        name = model_type or getattr(config, "openchat_model_type", None) or "openchat"
+        return TGIBackend(backend_url, tokenizer, config, eot_token=get_model_type(name).eot_token)
+    from openchat_hf.serving.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(backend_url, tokenizer, config, model=backend_model, api_key=backend_api_key)

@@ -1,0 +1,75 @@
+"""The small interface every backend implements: stream the completion of one tokenized prompt."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SamplingParams:
+    """Per-request generation settings (``temperature == 0`` means greedy)."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GenerationRequest:
+    """One sequence to generate: the prompt as ids (and as text, for text-only upstreams) and its settings."""
+
+    prompt_ids: list[int]
+    prompt_text: str
+    params: SamplingParams
+
+
+@dataclass
+class GenerationEvent:
+    """A piece of output: new text (whole characters), the new token ids, the running count of generated tokens,
+    and ``finish_reason`` (``"stop"`` at EOT, ``"length"`` at the token limit) on the last event."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+class Backend(ABC):
+    """A text generator behind the server.
+
+    Attributes:
+        name: ``transformers``, ``tgi`` or ``openai``.
+        tokenizer: the served checkpoint's tokenizer (prompts are rendered and counted locally for every backend).
+        config: the checkpoint's ``PretrainedConfig`` (model type, context length).
+        unsupported_params: request parameters this backend cannot honour (the server answers 400 for them).
+    """
+
+    name: str = "base"
+    unsupported_params: frozenset[str] = frozenset()
+
+    def __init__(self, tokenizer: Any, config: Any) -> None:
+        self.tokenizer = tokenizer
+        self.config = config
+
+    async def start(self) -> None:
+        """Called once when the server starts."""
+        return None
+
+    async def close(self) -> None:
+        """Called once when the server stops."""
+        return None
+
+    @abstractmethod
+    def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """Yield the completion of ``request`` piece by piece; closing the iterator cancels the generation."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/health`` and the tests."""
+        return {}

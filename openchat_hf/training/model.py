@@ -1,0 +1,105 @@
+"""Load a base or patched model for training, and make a saved checkpoint satisfy the checkpoint contract."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from openchat_hf.model_types import get_model_type
+from openchat_hf.templates import eot_token_id, setup_tokenizer
+from openchat_hf.training.errors import TrainingError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_TYPE = "openchat"
+
+
+def resolve_model_type(config: Any, requested: str | None) -> str:
+    """The ``--model_type`` option, else ``config.openchat_model_type``, else ``openchat``."""
+    name = requested or getattr(config, "openchat_model_type", None) or DEFAULT_MODEL_TYPE
+    return get_model_type(name).name
+
+
+def ensure_eot(model: Any, tokenizer: Any, model_type: str) -> int:
+    """Give ``model`` and ``tokenizer`` the EOT token, pad token and chat template; return the EOT id.
+
+    A base model without EOT is patched on the fly with ``openchat_hf.modeling.add_eot_token`` (new rows initialised
+    as the model type says). A tokenizer that already has it only gets its chat template and pad token refreshed.
+    """
+    mt = get_model_type(model_type)
+    if mt.eot_token not in tokenizer.get_vocab():
+        try:
+            from openchat_hf.modeling import add_eot_token
+        except ImportError:
+            add_eot_token = None
+        if add_eot_token is not None:
+            logger.info("The tokenizer has no %s: patching the model on the fly (add_eot_token)", mt.eot_token)
+            add_eot_token(model, tokenizer, mt.name)
+        else:  # openchat_hf.modeling not available: plain resize (mean init by transformers)
+            logger.info("The tokenizer has no %s: adding it and resizing the embeddings", mt.eot_token)
+            setup_tokenizer(tokenizer, mt)
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    setup_tokenizer(tokenizer, mt)
+    eot = eot_token_id(tokenizer, mt)
+    rows = model.get_input_embeddings().num_embeddings  # not weight.shape: ZeRO-3 partitions the weight
+    if rows < len(tokenizer):
+        raise TrainingError(
+            f"The model has {rows} embedding rows but the tokenizer has "
+            f"{len(tokenizer)} tokens; patch the model with `openchat-hf patch`."
+        )
+    model.config.openchat_model_type = mt.name
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    gen = model.generation_config
+    eos = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
+    eos = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
+    gen.eos_token_id = [eot] + [e for e in eos if e != eot]
+    gen.pad_token_id = tokenizer.pad_token_id
+    return eot
+
+
+def load_model_and_tokenizer(
+    model_name_or_path: str,
+    model_type: str | None = None,
+    *,
+    dtype: str | None = "auto",
+    attn_implementation: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any, str]:
+    """``(model, tokenizer, model_type)`` ready for training (EOT present, template set, contract config fields)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not model_name_or_path:
+        raise TrainingError("No model given: set model_name_or_path in the recipe or with --model_name_or_path.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_name_or_path, revision=revision, trust_remote_code=trust_remote_code
+        )
+        kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+        if dtype not in (None, "auto"):
+            kwargs["dtype"] = getattr(torch, dtype)
+        else:
+            kwargs["dtype"] = "auto"
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **kwargs)
+    except OSError as err:
+        raise TrainingError(f"Could not load model {model_name_or_path!r}: {err}") from err
+    name = resolve_model_type(model.config, model_type)
+    ensure_eot(model, tokenizer, name)
+    return model, tokenizer, name
+
+
+def finalize_checkpoint(output_dir: str | Path, tokenizer: Any) -> None:
+    """Add the inline chat template beside ``chat_template.jinja`` (the checkpoint contract; TGI reads the inline)."""
+    path = Path(output_dir) / "tokenizer_config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("chat_template") != tokenizer.chat_template:
+        config["chat_template"] = tokenizer.chat_template
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,62 @@
+"""Training fixtures: a tiny patched LLaMA and a tokenized dataset in the data pipeline's contract format."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from training_helpers import tokenized_rows
+
+@pytest.fixture(scope="session")
+def patched_tiny(tiny_llama_dir, tmp_path_factory):
+    """A tiny LLaMA base patched with the EOT token (modeling.add_eot_token when present), saved with its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from openchat_hf.training.model import ensure_eot
+
+    out = tmp_path_factory.mktemp("patched_tiny")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    ensure_eot(model, tokenizer, "openchat")
+    model.config.openchat_model_type = "openchat"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def patched_tokenizer(patched_tiny):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(patched_tiny)
+
+
+@pytest.fixture
+def fresh_model(patched_tiny):
+    """A new copy of the patched tiny model (float32, train mode)."""
+    from transformers import AutoModelForCausalLM
+
+    def make(attn: str = "sdpa"):
+        model = AutoModelForCausalLM.from_pretrained(patched_tiny, attn_implementation=attn, dtype="float32")
+        model.train()
+        return model
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sft_data_dir(patched_tokenizer, tmp_path_factory):
+    """``OUT/openchat``: a DatasetDict (train 96 / eval 8) saved to disk, columns as the pipeline writes them."""
+    import datasets
+
+    rows = tokenized_rows(patched_tokenizer, 104, max_length=160)
+    out = tmp_path_factory.mktemp("pipeline_out") / "openchat"
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows[:96]), "eval": datasets.Dataset.from_list(rows[96:])}
+    ).save_to_disk(str(out))
+    return out
+
+
+@pytest.fixture
+def copy_tokenizer(patched_tokenizer):
+    return lambda: copy.deepcopy(patched_tokenizer)

@@ -1,0 +1,83 @@
+"""2 CPU processes through `accelerate launch` with each accelerate_configs file (gloo; ACCELERATE_USE_CPU=true).
+
+The global-batch loss makes a 2-rank run step for step equal to a 1-rank run with 2 gradient-accumulation
+micro-batches on the same conversations; the weights after a few optimizer steps must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_recipe_e2e import launch
+from training_helpers import REPO_ROOT
+
+CONFIGS = REPO_ROOT / "accelerate_configs"
+COMMON = [
+    "--max_steps", "3", "--per_device_train_batch_size", "4", "--train_sampling_strategy", "sequential",
+    "--learning_rate", "1e-3", "--warmup_steps", "0", "--lr_scheduler_type", "constant", "--logging_steps", "1",
+    "--save_strategy", "no", "--eval_strategy", "no", "--use_cpu", "false",
+]  # fmt: skip
+
+
+def run(tmp_path, name, patched_tiny, sft_data_dir, *, num_processes, config_file=None, extra=()):
+    out = tmp_path / name
+    args = ["--model_name_or_path", str(patched_tiny), "--dataset_path", str(sft_data_dir), "--output_dir", str(out)]
+    result = launch([*args, *COMMON, "--max_tokens_per_batch", "null", *extra], num_processes=num_processes,
+                    config_file=config_file)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    card = (out / "README.md").read_text()
+    world = int(re.search(r'"world_size": (\d+)', card).group(1))
+    losses = [h["loss"] for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    return world, load_file(out / "model.safetensors"), losses
+
+
+@pytest.fixture(scope="module")
+def single_process_reference(tmp_path_factory, patched_tiny, sft_data_dir):
+    """One process, 2 gradient-accumulation micro-batches of 4 conversations per optimizer step."""
+    tmp = tmp_path_factory.mktemp("ref")
+    return run(tmp, "single", patched_tiny, sft_data_dir, num_processes=1, extra=["--gradient_accumulation_steps", "2"])
+
+
+def assert_same_training(reference, other, atol=2e-5):
+    _, ref_weights, ref_losses = reference
+    _, weights, losses = other
+    assert losses == pytest.approx(ref_losses, rel=1e-4)
+    changed = False
+    for name, tensor in ref_weights.items():
+        torch.testing.assert_close(weights[name], tensor, atol=atol, rtol=1e-4, msg=name)
+        changed = changed or not torch.equal(tensor, weights[name])
+    return changed
+
+
+def test_ddp_two_ranks_equal_one_rank_with_grad_accumulation(single_process_reference, patched_tiny, sft_data_dir, tmp_path):
+    world, weights, losses = run(
+        tmp_path, "ddp", patched_tiny, sft_data_dir, num_processes=2, config_file=str(CONFIGS / "ddp.yaml")
+    )
+    assert world == 2
+    assert_same_training(single_process_reference, (world, weights, losses))
+    # and the run really trained: weights moved from the patched base
+    base = load_file(patched_tiny / "model.safetensors")
+    assert any(not torch.allclose(base[k], weights[k]) for k in base)
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_two_ranks(single_process_reference, patched_tiny, sft_data_dir, tmp_path):
+    world, weights, losses = run(
+        tmp_path, "zero2", patched_tiny, sft_data_dir, num_processes=2, config_file=str(CONFIGS / "zero2.yaml")
+    )
+    assert world == 2
+    assert_same_training(single_process_reference, (world, weights, losses), atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["zero3.yaml", "fsdp.yaml"])
+def test_sharded_configs_two_ranks(single_process_reference, patched_tiny, sft_data_dir, tmp_path, config):
+    world, weights, losses = run(
+        tmp_path, config.split(".")[0], patched_tiny, sft_data_dir, num_processes=2, config_file=str(CONFIGS / config)
+    )
+    assert world == 2
+    assert_same_training(single_process_reference, (world, weights, losses), atol=1e-4)
