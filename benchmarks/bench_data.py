@@ -227,15 +227,55 @@ def _v1_tokenize_chunk(spm_model: Path, samples: list[dict]) -> list[list[int]]:
 
 
 # ------------------------------------------------------------------------------------------------------- ours
+class AnonMemorySampler:
+    """Peak anonymous memory (``Pss_Anon``: copy-on-write pages of forked workers split, not double-counted) of
+    this process tree, sampled every 50 ms.
+
+    RSS also counts the pages of the memory-mapped Arrow files that were read, which grows with the corpus but is
+    page cache the kernel can drop; the anonymous part is what the pipeline itself holds.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.05):
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    with open(f"/proc/{proc.pid}/smaps_rollup") as f:
+                        total += 1024 * next(int(line.split()[1]) for line in f if line.startswith("Pss_Anon:"))
+                except (OSError, StopIteration, psutil.Error):
+                    pass
+            self.peak = max(self.peak, total)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> None:
-    """Child process: run the pipeline, print its timing and peak RSS (self + workers) as JSON."""
+    """Child process: run the pipeline, print its timing and peak memory (self + workers) as JSON."""
     import logging
 
     from openchat_hf.data import PipelineConfig, run_pipeline
 
     logging.disable(logging.INFO)
     start = time.perf_counter()
-    report = run_pipeline(corpus, out, PipelineConfig(model_types="openchat", tokenizer=tokenizer, num_proc=num_proc))
+    with AnonMemorySampler() as sampler:
+        config = PipelineConfig(model_types="openchat", tokenizer=tokenizer, num_proc=num_proc)
+        report = run_pipeline(corpus, out, config)
     seconds = time.perf_counter() - start
     cpu, rss = _usage()
     mt = report["model_types"]["openchat"]
@@ -248,6 +288,7 @@ def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> Non
                 "seconds": seconds,
                 "cpu_seconds": cpu,
                 "peak_rss_mb": rss,
+                "peak_anon_mb": sampler.peak / 2**20,
                 "tokens": mt["tokens"]["train"] + mt["tokens"]["eval"],
             }
         )
@@ -268,6 +309,54 @@ def run_child(*args: str) -> dict:
         raise RuntimeError(res.stderr[-3000:])
     line = next(line for line in res.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+def step_costs(files: list[str], fast_dir: Path, spm_model: Path) -> dict:
+    """CPU ms per conversation of each step, in this process, single core: ours vs the v1 baseline."""
+    from transformers import AutoTokenizer
+    from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
+
+    from openchat_hf.data.clean import blocked_words_pattern, clean_conversation, content_hash
+    from openchat_hf.data.sources import read_html_page
+    from openchat_hf.templates import setup_tokenizer
+
+    v1_sample_pipeline(files[0])  # warm imports
+    t = time.process_time()
+    v1 = [s for ok, s in (v1_sample_pipeline(f) for f in files) if ok and s.get("model") == GPT4]
+    v1_clean = time.process_time() - t
+    slow = SentencePieceBackend(vocab_file=str(spm_model), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    slow.add_special_tokens({"additional_special_tokens": [EOT]})
+    eot_id = slow.convert_tokens_to_ids(EOT)
+    t = time.process_time()
+    for sample in v1:
+        v1_tokenize(slow, sample, eot_id)
+    v1_convert = time.process_time() - t
+
+    pattern = blocked_words_pattern(["openai"])
+    t = time.process_time()
+    ours = []
+    for f in files:
+        record = read_html_page(Path(f), f)
+        messages, reason = clean_conversation(record["turns"], blocked=pattern)
+        if not reason:
+            content_hash(messages)
+            if record["model"] == GPT4:
+                ours.append(messages)
+    ours_clean = time.process_time() - t
+    template = setup_tokenizer(AutoTokenizer.from_pretrained(str(fast_dir)), "openchat")
+    t = time.process_time()
+    for i in range(0, len(ours), 256):
+        template.tokenize_batch(ours[i : i + 256], max_length=2048)
+    ours_convert = time.process_time() - t
+    n, k1, k2 = len(files), max(len(v1), 1), max(len(ours), 1)
+    return {
+        "read + clean + filter (per input conversation)": (1000 * v1_clean / n, 1000 * ours_clean / n),
+        "convert (per kept conversation)": (1000 * v1_convert / k1, 1000 * ours_convert / k2),
+        "total (per input conversation)": (
+            (1000 * (v1_clean + v1_convert)) / n,
+            1000 * (ours_clean + ours_convert) / n,
+        ),
+    }
 
 
 def subset(corpus: Path, folder: Path, n: int) -> Path:
@@ -310,39 +399,74 @@ def main() -> None:
         small_corpus = subset(work / "corpus", work / "small", args.small)
         small = run_child("ours", small_corpus, work / "out_small", fast_dir, args.num_proc)
         full = run_child("ours", work / "corpus", work / "out_full", fast_dir, args.num_proc)
-        base_corpus = subset(work / "corpus", work / "base_sub", args.baseline_n)
+        base_n = (args.baseline_n // 4, args.baseline_n)
+        base_corpus = subset(work / "corpus", work / "base_sub", base_n[1])
         ours_sub = run_child("ours", base_corpus, work / "out_sub", fast_dir, args.num_proc)
-        files_list = work / "baseline_files.txt"
-        files_list.write_text("\n".join(sorted(str(f) for f in (base_corpus / "ShareGPT").iterdir())))
-        base = run_child("baseline", files_list, spm_model, args.num_proc)
+        files = sorted(str(f) for f in (base_corpus / "ShareGPT").iterdir())
+        bases = []
+        for n in base_n:
+            files_list = work / f"baseline_files_{n}.txt"
+            files_list.write_text("\n".join(files[:n]))
+            bases.append(run_child("baseline", files_list, spm_model, args.num_proc))
 
         rows = [
-            ("baseline (OpenChat v1)", base),
-            (f"ours, same {args.baseline_n} conversations", ours_sub),
-            (f"ours, {args.small} conversations", small),
-            (f"ours, {args.n} conversations", full),
+            ("baseline (OpenChat v1)", bases[0]),
+            ("baseline (OpenChat v1)", bases[1]),
+            ("ours", ours_sub),
+            ("ours", small),
+            ("ours", full),
         ]
-        base_rate = base["conversations"] / base["seconds"]
-        base_cpu = base["cpu_seconds"] / base["conversations"]
         print(
-            "\n| run | conversations | kept | wall s | conv/s | MB HTML/s | CPU ms/conv | tokens/kept conv "
-            "| peak RSS MB | x baseline (wall) | x baseline (CPU) |"
+            "\n| run | conversations | kept | wall s | conv/s | MB HTML/s | CPU ms/conv | tokens/kept conv | peak RSS MB |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, r in rows:
             rate = r["conversations"] / r["seconds"]
-            cpu = r["cpu_seconds"] / r["conversations"]
             print(
                 f"| {name} | {r['conversations']} | {r['kept']} | {r['seconds']:.1f} | {rate:.0f} | "
-                f"{rate * mb_per_conv:.2f} | {1000 * cpu:.2f} | {r['tokens'] / max(r['kept'], 1):.0f} | "
-                f"{r['peak_rss_mb']:.0f} | {rate / base_rate:.1f} | {base_cpu / cpu:.1f} |"
+                f"{rate * mb_per_conv:.2f} | {1000 * r['cpu_seconds'] / r['conversations']:.2f} | "
+                f"{r['tokens'] / max(r['kept'], 1):.0f} | {r['peak_rss_mb']:.0f} |"
             )
-        full_rate = full["conversations"] / full["seconds"]
+
+        def marginal(a: dict, b: dict, key: str) -> float:  # seconds per extra conversation between two sizes
+            return (b[key] - a[key]) / (b["conversations"] - a["conversations"])
+
+        ours_wall, ours_cpu = marginal(small, full, "seconds"), marginal(small, full, "cpu_seconds")
+        base_wall, base_cpu = marginal(*bases, "seconds"), marginal(*bases, "cpu_seconds")
+        print("\nPer-conversation cost (marginal, between the two corpus sizes of each implementation):\n")
+        print("| implementation | wall ms/conv | conv/s | MB HTML/s | CPU ms/conv | fixed cost s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, wall, cpu, ref in (
+            ("baseline", base_wall, base_cpu, bases[0]),
+            ("ours", ours_wall, ours_cpu, small),
+        ):
+            fixed = ref["seconds"] - wall * ref["conversations"]
+            print(
+                f"| {name} | {1000 * wall:.2f} | {1 / wall:.0f} | {mb_per_conv / wall:.2f} | {1000 * cpu:.2f} | "
+                f"{fixed:.1f} |"
+            )
         print(
-            f"\nHTML per conversation: {1000 * mb_per_conv:.1f} KB. Extrapolated: 90K conversations in "
-            f"{90000 / full_rate:.0f} s; 300 MB of HTML in {300 / (full_rate * mb_per_conv):.0f} s (goal < 180 s); "
-            f"from CPU time on 2 dedicated cores: {90000 * full['cpu_seconds'] / full['conversations'] / 2:.0f} s."
+            f"| **ratio ours / baseline** | **{base_wall / ours_wall:.1f}x** | | | **{base_cpu / ours_cpu:.1f}x** | |"
         )
+        fixed = small["seconds"] - ours_wall * small["conversations"]
+        print(
+            f"\nHTML per conversation: {1000 * mb_per_conv:.2f} KB. Extrapolated (fixed + marginal): 90K conversations "
+            f"in {fixed + 90000 * ours_wall:.0f} s wall on this machine; 300 MB of HTML ("
+            f"{300 / mb_per_conv / 1000:.0f}K conversations of this size) in {fixed + 300 / mb_per_conv * ours_wall:.0f} s "
+            f"(goal < 180 s). From CPU time, on 2 dedicated cores: 90K in "
+            f"{fixed + 90000 * ours_cpu / args.num_proc:.0f} s."
+        )
+        print(
+            f"Peak RSS (largest process, incl. mapped Arrow pages): {small['peak_rss_mb']:.0f} MB at {args.small}, "
+            f"{full['peak_rss_mb']:.0f} MB at {args.n}. Peak anonymous memory of the whole process tree: "
+            f"{small['peak_anon_mb']:.0f} MB at {args.small}, {full['peak_anon_mb']:.0f} MB at {args.n}."
+        )
+        costs = step_costs(files, fast_dir, spm_model)
+        print(f"\nCPU cost per step, one process, the same {len(files)} conversations:\n")
+        print("| step | baseline CPU ms | ours CPU ms | ratio |")
+        print("| --- | ---: | ---: | ---: |")
+        for step, (v1_ms, ours_ms) in costs.items():
+            print(f"| {step} | {v1_ms:.2f} | {ours_ms:.2f} | {v1_ms / ours_ms:.1f}x |")
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

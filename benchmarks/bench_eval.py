@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "evalu
 from eval_fakes import FakeOpenAI  # noqa: E402
 
 from openchat_hf.evaluation.client import EndpointConfig  # noqa: E402
-from openchat_hf.evaluation.judge import JudgeConfig, judge  # noqa: E402
+from openchat_hf.evaluation.judge import JudgeConfig, run_judge  # noqa: E402
 
 
 def run(server: FakeOpenAI, out: Path, concurrency: int, cache: Path | None = None) -> tuple[float, object]:
@@ -33,7 +33,7 @@ def run(server: FakeOpenAI, out: Path, concurrency: int, cache: Path | None = No
         cache_path=cache,
     )
     start = time.perf_counter()
-    result = judge(config)
+    result = run_judge(config)
     return time.perf_counter() - start, result
 
 

@@ -48,7 +48,7 @@ class SequentialBackend(Backend):
     def __init__(self, model, tokenizer, eos_token_ids) -> None:
         super().__init__(tokenizer, model.config)
         self.model, self.eos = model, eos_token_ids
-        self.lock = asyncio.Lock()
+        self.lock = threading.Lock()
 
     def _generate(self, request: GenerationRequest) -> list[int]:
         import torch
@@ -56,7 +56,7 @@ class SequentialBackend(Backend):
         p = request.params
         ids = torch.tensor([request.prompt_ids], device=self.model.device)
         kwargs = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature else {}
-        with torch.inference_mode():
+        with self.lock, torch.inference_mode():
             out = self.model.generate(
                 ids,
                 attention_mask=torch.ones_like(ids),
@@ -69,8 +69,7 @@ class SequentialBackend(Backend):
         return out[0, ids.shape[1] :].tolist()
 
     async def stream(self, request: GenerationRequest):
-        async with self.lock:
-            tokens = await asyncio.to_thread(self._generate, request)
+        tokens = await asyncio.to_thread(self._generate, request)
         finish = "stop" if tokens and tokens[-1] in self.eos else "length"
         yield GenerationEvent(self.tokenizer.decode(tokens, skip_special_tokens=True), tokens, len(tokens), finish)
 
@@ -156,7 +155,14 @@ async def run_clients(url: str, clients: int, requests_per_client: int, seed: in
 WORDS = "the llama sleeps standing up in cold weather because its wool keeps it warm and dry at night".split()
 
 
-async def proxy_overhead(direct_url: str, proxy_url: str, n: int = 60) -> dict:
+def proxy_overhead(direct_url: str, proxy_url: str, n: int = 60) -> dict:
+    """p50 latency of 1-token answers, direct vs through the proxy, measured from a separate client process."""
+    cmd = [sys.executable, __file__, "--latency-of", direct_url, proxy_url, str(n)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+async def measure_proxy_overhead(direct_url: str, proxy_url: str, n: int = 60) -> dict:
     async def latencies(url):
         client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         out = []
@@ -170,8 +176,72 @@ async def proxy_overhead(direct_url: str, proxy_url: str, n: int = 60) -> dict:
         return statistics.median(out[5:])
 
     await latencies(proxy_url)  # warm up both paths
-    direct, proxied = await latencies(direct_url), await latencies(proxy_url)
+    direct, proxied = [], []
+    for _ in range(3):  # interleave: the machine's load drifts
+        direct.append(await latencies(direct_url))
+        proxied.append(await latencies(proxy_url))
+    direct, proxied = statistics.median(direct), statistics.median(proxied)
     return {"direct_p50_ms": direct * 1e3, "proxy_p50_ms": proxied * 1e3, "overhead_ms": (proxied - direct) * 1e3}
+
+
+def offline_engines(model, tokenizer, eos: list[int], n: int = 32, max_new_tokens: int = 64) -> dict:
+    """Generation engines without HTTP on the same prompts: ``generate`` one at a time, transformers'
+    ``generate_batch`` (continuous batching, paged attention) and our scheduler (all greedy)."""
+    import torch
+    from transformers import GenerationConfig
+
+    from openchat_hf.serving.backends.base import SamplingParams
+    from openchat_hf.templates import ChatTemplate
+
+    template = ChatTemplate("openchat", tokenizer)
+    rng = random.Random(0)
+    conversations = [
+        [{"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(5, 40)))}] for _ in range(n)
+    ]
+    prompts = [template.tokenize(c, add_generation_prompt=True).input_ids for c in conversations]
+    out = {}
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for ids in prompts[:8]:
+            x = torch.tensor([ids], device=model.device)
+            model.generate(
+                x,
+                attention_mask=torch.ones_like(x),
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+    out["generate_one_at_a_time"] = 8 * max_new_tokens / (time.perf_counter() - start)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=-1, pad_token_id=tokenizer.pad_token_id
+    )
+    start = time.perf_counter()
+    try:
+        results = model.generate_batch(prompts, generation_config=config)
+        tokens = sum(len(r.generated_tokens) for r in results.values())
+        out["transformers_generate_batch"] = tokens / (time.perf_counter() - start)
+    except Exception as err:  # report, don't abort the benchmark
+        out["transformers_generate_batch"] = f"failed: {type(err).__name__}: {err}"
+    backend = TransformersBackend(model, tokenizer, eos_token_ids=[], max_batch_size=n)
+
+    async def ours():
+        async def one(ids):
+            count = 0
+            async for event in backend.stream(
+                GenerationRequest(ids, "", SamplingParams(max_new_tokens, temperature=0))
+            ):
+                count = event.completion_tokens
+            return count
+
+        started = time.perf_counter()
+        total = sum(await asyncio.gather(*[one(ids) for ids in prompts]))
+        elapsed = time.perf_counter() - started
+        await backend.close()
+        return total / elapsed
+
+    out["openchat_hf_scheduler"] = asyncio.run(ours())
+    return out
 
 
 def load(url: str, clients: int, requests_per_client: int, seed: int) -> dict:
@@ -184,12 +254,18 @@ def load(url: str, clients: int, requests_per_client: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--client-of", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--latency-of", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--model", help="checkpoint folder (default: a tiny random-init model built here)")
     parser.add_argument("--gpu", action="store_true", help="run on CUDA in bf16")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--requests-per-client", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per server and level (median reported)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
+    if args.latency_of:
+        direct_url, proxy_url, n = args.latency_of
+        print(json.dumps(asyncio.run(measure_proxy_overhead(direct_url, proxy_url, int(n)))))
+        return 0
     if args.client_of:
         url, clients, per_client, seed = args.client_of
         print(json.dumps(asyncio.run(run_clients(url, int(clients), int(per_client), int(seed)))))
@@ -209,32 +285,68 @@ def main(argv: list[str] | None = None) -> int:
     eos = model.generation_config.eos_token_id
     eos = [eos] if isinstance(eos, int) else list(eos)
     config = ServerConfig(model_name=MODEL)
-    levels = [int(c) for c in args.clients.split(",")]
+    levels = [int(c) for c in args.clients.split(",") if c.strip().isdigit()]
     results: dict = {"device": torch.cuda.get_device_name() if args.gpu else "cpu", "levels": []}
 
+    backends = {
+        "sequential": SequentialBackend(model, tokenizer, eos),
+        "batched": TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=max(levels, default=32)),
+    }
     for clients in levels:
-        row = {}
-        for name, backend in (
-            ("sequential", SequentialBackend(model, tokenizer, eos)),
-            ("batched", TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=max(levels))),
-        ):
-            with Server(create_app(backend, ServerConfig(**config.__dict__))) as server:
-                load(server.url, min(clients, 2), 1, seed=0)  # warm-up
-                per_client = max(args.requests_per_client, 8 // clients)
-                row[name] = load(server.url, clients, per_client, seed=clients)
+        per_client = max(args.requests_per_client, 8 // clients)
+        runs: dict[str, list[dict]] = {name: [] for name in backends}
+        for _ in range(args.repeats):  # alternate the two servers: the machine's load drifts between runs
+            for name, backend in backends.items():
+                with Server(create_app(backend, ServerConfig(**config.__dict__))) as server:
+                    load(server.url, min(clients, 2), 1, seed=0)  # warm-up
+                    runs[name].append(load(server.url, clients, per_client, seed=clients))
+        row = {name: sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2] for name, r in runs.items()}
+        row["all_tokens_per_s"] = {name: [round(x["tokens_per_s"], 1) for x in r] for name, r in runs.items()}
         row["speedup"] = row["batched"]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
         results["levels"].append(row)
         print(
-            f"clients={clients:3d}  sequential {row['sequential']['tokens_per_s']:7.1f} tok/s  "
-            f"batched {row['batched']['tokens_per_s']:7.1f} tok/s  x{row['speedup']:.2f}",
+            f"clients={clients:3d}  sequential {row['all_tokens_per_s']['sequential']} tok/s  "
+            f"batched {row['all_tokens_per_s']['batched']} tok/s  median ratio x{row['speedup']:.2f}",
             flush=True,
         )
 
-    embedded = TransformersBackend(model, tokenizer, eos_token_ids=eos)
-    with Server(create_app(embedded, ServerConfig(**config.__dict__))) as upstream:
-        proxy = OpenAIBackend(upstream.url + "/v1", tokenizer, model.config)
+    # Proxy overhead: the upstream runs in its own process (as vLLM / TGI would), the proxy here.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    device_args = ["--device", device, "--dtype", "bfloat16" if args.gpu else "float32"]
+    upstream = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "openchat_hf.serving",
+            str(path),
+            "--port",
+            str(port),
+            "--model-name",
+            MODEL,
+            *device_args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        upstream_url = f"http://127.0.0.1:{port}"
+        for _ in range(1200):
+            try:
+                if httpx.get(upstream_url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        proxy = OpenAIBackend(upstream_url + "/v1", tokenizer, model.config)
         with Server(create_app(proxy, ServerConfig(model_name=MODEL, model_type="openchat"))) as front:
-            results["proxy_openai"] = asyncio.run(proxy_overhead(upstream.url, front.url))
+            results["proxy_openai"] = proxy_overhead(upstream_url, front.url)
+    finally:
+        upstream.terminate()
+        upstream.wait(30)
+
+    results["offline"] = offline_engines(model, tokenizer, eos)
+    print("\nwithout HTTP, 32 prompts x 64 tokens, greedy:", json.dumps(results["offline"]))
 
     print()
     print("| clients | one-at-a-time tok/s | p50 / p95 s | batched tok/s | p50 / p95 s | ratio |")

@@ -58,7 +58,10 @@ def sample_texts() -> tuple[list[str], str]:
         template = renderer("openchat")
         texts = [
             template.render(
-                [{"role": "user", "content": q["turns"][0]}, {"role": "assistant", "content": answers[q["question_id"]]}]
+                [
+                    {"role": "user", "content": q["turns"][0]},
+                    {"role": "assistant", "content": answers[q["question_id"]]},
+                ]
             ).text
             for q in read_jsonl(VICUNA_BENCH_DIR / "question.jsonl")
         ]
@@ -134,15 +137,26 @@ def bench_render(points: int, repeats: int) -> list[tuple[str, float, str]]:
     colors = rng.integers(0, 12, size=points)
     coords = rng.normal(size=(points, 3)) + colors[:, None]
     root = Path(tempfile.mkdtemp(prefix="bench_viz_page_"))
-    ours = build_embeddings_page(visualizer_data(texts, coords, colors), root / "ours.html")
+    build_embeddings_page(visualizer_data(texts, coords, colors), root / "ours.html")
     fig = go.Figure(
-        [go.Scatter3d(x=coords[colors == c, 0], y=coords[colors == c, 1], z=coords[colors == c, 2], mode="markers",
-                      marker={"size": 3}, hovertext=[t[:160] for t, k in zip(texts, colors) if k == c], name=str(c))
-         for c in range(12)]  # fmt: skip
+        [
+            go.Scatter3d(
+                x=coords[colors == c, 0],
+                y=coords[colors == c, 1],
+                z=coords[colors == c, 2],
+                mode="markers",
+                marker={"size": 3},
+                hovertext=[t[:160] for t, k in zip(texts, colors) if k == c],
+                name=str(c),
+            )
+            for c in range(12)
+        ]  # fmt: skip
     )
     fig.write_html(root / "plotly.html", include_plotlyjs=True)
     sizes = {name: (root / name).stat().st_size / 1e6 for name in ("ours.html", "plotly.html")}
-    print(f"page: {points} points; ours {sizes['ours.html']:.1f} MB, plotly's write_html {sizes['plotly.html']:.1f} MB")
+    print(
+        f"page: {points} points; ours {sizes['ours.html']:.1f} MB, plotly's write_html {sizes['plotly.html']:.1f} MB"
+    )
     server = _serve(root)
     base = f"http://127.0.0.1:{server.server_port}"
     results: dict[str, list[float]] = {"plotly": [], "ours": [], "ours_rendered": [], "search": [], "click": []}
@@ -157,6 +171,10 @@ def bench_render(points: int, repeats: int) -> list[tuple[str, float, str]]:
                 results[name].append(page.evaluate(FIRST_FRAME))
                 if name == "ours":
                     results["ours_rendered"].append(page.evaluate("window.ocViz.renderedAt"))
+                    print(
+                        "  page timings (ms since navigation):",
+                        {k: round(v) for k, v in page.evaluate("window.ocViz.timings").items()},
+                    )
                     results["search"].append(page.evaluate(
                         "() => { const t = performance.now(); window.ocViz.search('river music'); return performance.now() - t; }"))  # fmt: skip
                     results["click"].append(page.evaluate(

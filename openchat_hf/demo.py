@@ -206,6 +206,7 @@ def _evaluate(cli: str, out: Path, base_url: str, model_name: str, questions: in
     judge_url = os.environ.get("OPENCHAT_JUDGE_BASE_URL")
     judge_model = os.environ.get("OPENCHAT_JUDGE_MODEL", "gpt-4")
     note = None
+    judge_extra: list[str] = []
     if not judge_url:
         judge_url, judge_model = base_url + "/v1", model_name
         note = (
@@ -214,6 +215,8 @@ def _evaluate(cli: str, out: Path, base_url: str, model_name: str, questions: in
             "OPENCHAT_JUDGE_MODEL and OPENAI_API_KEY to judge with a real model."
         )
         print(note)
+        # A random model writes no parseable review: keep its reviews short and don't retry them.
+        judge_extra = ["--max-tokens", "32", "--parse-retries", "0"]
     ids = [str(i) for i in range(1, questions + 1)]
     answers_dir, judge_dir, report_dir = eval_dir / "answers", eval_dir / "judge", eval_dir / "report"
     _run(
@@ -224,7 +227,7 @@ def _evaluate(cli: str, out: Path, base_url: str, model_name: str, questions: in
     answers_file = next(iter(sorted(answers_dir.glob("*.jsonl"))))
     _run(
         [cli, "eval", "judge", "--answers", answers_file, "--baseline", VICUNA_ANSWERS_DIR / "answer_gpt35.jsonl",
-         "--judge-base-url", judge_url, "--judge-model", judge_model, "--out", judge_dir, "--question-ids", *ids],
+         "--judge-base-url", judge_url, "--judge-model", judge_model, "--out", judge_dir, "--question-ids", *ids, *judge_extra],
         env=env,
     )  # fmt: skip
     report_cmd = [cli, "eval", "report", judge_dir, "--out", report_dir]

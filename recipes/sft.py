@@ -22,6 +22,7 @@ import transformers
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, TrlParser
+from trl.trainer.utils import get_quantization_config
 
 from openchat_hf.training.config import OpenChatSFTConfig, ScriptArguments
 from openchat_hf.training.data import load_sft_datasets
@@ -64,6 +65,12 @@ def main(script_args: ScriptArguments, training_args: OpenChatSFTConfig, model_a
         raise TrainingError("No data: set dataset_path in the recipe or pass --dataset_path OUT/<model_type>.")
     checkpoint = resolve_checkpoint(training_args)
 
+    quantization_config = get_quantization_config(model_args)
+    model_kwargs = {}
+    if quantization_config is not None:  # QLoRA: each process loads its 4-bit copy on its own GPU
+        from accelerate import PartialState
+
+        model_kwargs = {"quantization_config": quantization_config, "device_map": {"": PartialState().local_process_index}}
     model, tokenizer, model_type = load_model_and_tokenizer(
         model_args.model_name_or_path,
         training_args.model_type,
@@ -71,6 +78,7 @@ def main(script_args: ScriptArguments, training_args: OpenChatSFTConfig, model_a
         attn_implementation=model_args.attn_implementation,
         revision=model_args.model_revision,
         trust_remote_code=training_args.trust_remote_code,
+        **model_kwargs,
     )
     training_args.model_type = model_type
     with training_args.main_process_first(desc="dataset"):
@@ -107,22 +115,19 @@ def main(script_args: ScriptArguments, training_args: OpenChatSFTConfig, model_a
     trainer.save_metrics("train", metrics)
     trainer.save_state()
 
-    # save_model writes on the main process only (and gathers ZeRO-3 / FSDP shards first)
+    # save_model writes on the main process only (gathering ZeRO-3 / FSDP shards first); with --push_to_hub it
+    # also writes the model card and uploads the folder.
     trainer.model.config.use_cache = True
     trainer.save_model(training_args.output_dir)
-    if trainer.accelerator.is_main_process:
+    if trainer.accelerator.is_main_process and not training_args.push_to_hub:
         trainer.create_model_card()
     trainer.accelerator.wait_for_everyone()
-    logger.info("Model saved to %s", training_args.output_dir)
+    logger.info("Model saved to %s%s", training_args.output_dir, " and pushed" if training_args.push_to_hub else "")
 
     if eval_dataset is not None:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-
-    if training_args.push_to_hub:
-        logger.info("Pushing to the Hub: %s", training_args.hub_model_id or training_args.output_dir)
-        trainer.push_to_hub(commit_message="openchat-hf SFT")
 
 
 if __name__ == "__main__":

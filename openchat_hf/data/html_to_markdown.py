@@ -9,6 +9,7 @@ the few artefacts ShareGPT pages carry in their text: regeneration counters (``1
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 # A ChatGPT code block: <pre> ... [<span>LANG</span>] [<button>...Copy code</button>] ... <code class=...>CODE</code> ... </pre>
@@ -29,10 +30,15 @@ _MANY_NEWLINES_RE = re.compile(r"\n{3,}")
 
 
 @lru_cache(maxsize=1)
-def _options():
-    from html_to_markdown import ConversionOptions
+def _converter() -> Callable[[str], str]:
+    """``html -> markdown`` with our options, built once per process.
 
-    return ConversionOptions(
+    ``html_to_markdown.convert`` re-translates the Python options to the Rust ones on every call (3x the cost of the
+    conversion itself for a ShareGPT turn), so the Rust options are built once when the private API allows it.
+    """
+    from html_to_markdown import ConversionOptions, convert
+
+    options = ConversionOptions(
         extract_metadata=False,
         compact_tables=True,
         bullets="-",
@@ -42,6 +48,15 @@ def _options():
         escape_underscores=False,
         escape_misc=False,
     )
+    try:
+        from html_to_markdown import _html_to_markdown as native
+        from html_to_markdown.api import _to_rust_conversion_options
+
+        rust_options = _to_rust_conversion_options(options)
+        native.convert(html="<p>x</p>", options=rust_options, visitor=None)
+    except (ImportError, AttributeError, TypeError):  # the private API moved: use the public one
+        return lambda html: convert(html, options).content or ""
+    return lambda html: native.convert(html=html, options=rust_options, visitor=None).content or ""
 
 
 def looks_like_html(text: str) -> bool:
@@ -76,11 +91,9 @@ def html_to_markdown(value: str) -> str:
     Keeps fenced code blocks with their language, inline code, nested lists, tables, headings, links and emphasis;
     removes "Copy code" buttons, regeneration counters and "CopyN chars / N words" labels.
     """
-    from html_to_markdown import convert
-
     if "<pre" in value or "<PRE" in value:
         value = _PRE_RE.sub(_normalize_code_block, value)
-    return clean_artifacts(convert(value, _options()).content or "")
+    return clean_artifacts(_converter()(value))
 
 
 def to_markdown(value: str) -> str:

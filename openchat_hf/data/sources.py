@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,16 +53,23 @@ def discover_inputs(input_path: str | Path, exclude: str | Path | None = None) -
         if path.suffix.lower() not in HTML_SUFFIXES + JSON_SUFFIXES:
             raise DataPipelineError(f"Input {path} is not a ShareGPT page (.html) or a JSON dump (.json/.jsonl).")
         return [path]
-    excluded = Path(exclude).resolve() if exclude is not None else None
+    root = path.resolve()
+    excluded = None
+    if exclude is not None:
+        excluded = Path(exclude).resolve()
+        excluded = excluded.relative_to(root).parts if excluded.is_relative_to(root) else None
+        excluded = excluded or None  # OUT == INPUT: nothing to skip
     files = []
-    for f in path.rglob("*"):
-        rel = f.relative_to(path)
-        if f.suffix.lower() not in HTML_SUFFIXES + JSON_SUFFIXES or any(p.startswith(".") for p in rel.parts):
+    for dirpath, dirnames, filenames in os.walk(path):
+        rel_dir = Path(dirpath).relative_to(path).parts
+        if excluded is not None and rel_dir[: len(excluded)] == excluded:
+            dirnames[:] = []
             continue
-        if excluded is not None and (f.resolve() == excluded or excluded in f.resolve().parents):
-            continue
-        if f.is_file():
-            files.append(f)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.lower().endswith(HTML_SUFFIXES + JSON_SUFFIXES) and not name.startswith("."):
+                if excluded is None or (*rel_dir, name) != excluded:
+                    files.append(Path(dirpath) / name)
     if not files:
         raise DataPipelineError(
             f"No ShareGPT input found in {path}: expected *.html pages (e.g. {path}/ShareGPT/*.html), "

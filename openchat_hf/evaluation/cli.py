@@ -81,7 +81,7 @@ def cmd_answers(args) -> int:
 
 
 def cmd_judge(args) -> int:
-    from openchat_hf.evaluation.judge import JudgeConfig, format_estimate, judge
+    from openchat_hf.evaluation.judge import JudgeConfig, format_estimate, run_judge
 
     config = JudgeConfig(
         answers=args.answers,
@@ -99,7 +99,7 @@ def cmd_judge(args) -> int:
         question_ids=args.question_ids,
         cache_path=args.cache,
     )
-    result = judge(
+    result = run_judge(
         config,
         dry_run=args.dry_run,
         on_estimate=lambda est: print("estimate: " + format_estimate(est, config.endpoint.model)),
@@ -122,7 +122,7 @@ def cmd_judge(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from openchat_hf.evaluation.grade import GradeConfig, grade
+    from openchat_hf.evaluation.grade import GradeConfig, run_grade
 
     config = GradeConfig(
         answers=args.answers,
@@ -138,7 +138,7 @@ def cmd_grade(args) -> int:
         question_ids=args.question_ids,
         cache_path=args.cache,
     )
-    result = grade(config)
+    result = run_grade(config)
     print(
         f"{result.out_dir}: {result.graded} answers graded, {result.skipped} already there; {result.stats.calls} "
         f"calls, {result.stats.cache_hits} from cache; {result.failed_ratings} ratings unparseable"
@@ -246,6 +246,7 @@ def add_subcommands(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="Vicuna-bench / MT-bench evaluation, AlpacaEval export")
     steps = parser.add_subparsers(dest="eval_step", metavar="STEP")
     add_step_parsers(steps)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)  # `openchat-hf eval` alone: its own help
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,7 @@ class GradeResult:
 
 
 async def agrade(config: GradeConfig) -> GradeResult:
-    """Async core of :func:`grade`."""
+    """Async core of :func:`run_grade`."""
     if not config.answers:
         raise EvaluationError("give at least one --answers file")
     questions = select_questions(
@@ -167,7 +167,7 @@ async def agrade(config: GradeConfig) -> GradeResult:
     return result
 
 
-def grade(config: GradeConfig) -> GradeResult:
+def run_grade(config: GradeConfig) -> GradeResult:
     """Grade every answer file of ``config.answers`` on MT-bench (or another multi-turn question set)."""
     return asyncio.run(agrade(config))
 

@@ -185,8 +185,27 @@ async def _judge_question(reviewer: Reviewer, question, model, baseline, samples
     return reviews
 
 
+def _judgment_row(question: Question, model: AnswerSet, baseline: AnswerSet, reviews: list[dict]) -> dict:
+    """One line of judgments.jsonl; single-turn texts as strings, multi-turn ones as lists."""
+    qid = str(question.question_id)
+
+    def text(turns: list[str]):
+        return turns[0] if len(question.turns) == 1 else turns[: len(question.turns)]
+
+    return {
+        "question_id": question.question_id,
+        "category": question.category,
+        "question": text(question.turns),
+        "answer": text(model.turns[qid]),
+        "baseline_answer": text(baseline.turns[qid]),
+        "model": model.model,
+        "baseline": baseline.model,
+        "reviews": reviews,
+    }
+
+
 async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -> JudgeResult:
-    """Async core of :func:`judge`."""
+    """Async core of :func:`run_judge`."""
     if config.samples < 1 or config.concurrency < 1 or config.parse_retries < 0:
         raise EvaluationError("--samples and --concurrency must be at least 1, --parse-retries at least 0")
     model = load_answers(config.answers)
@@ -210,9 +229,8 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
     done = {str(row["question_id"]) for row in read_rows(out_dir / "judgments.jsonl")}
     todo = [q for q in usable if str(q.question_id) not in done]
     cache = JudgeCache(config.cache_path or out_dir / "cache.jsonl")
-    client = None if dry_run else make_client(config.endpoint)
     reviewer = Reviewer(
-        client,
+        None,
         config.endpoint,
         cache,
         config.judge_temperature,
@@ -232,6 +250,7 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
     if dry_run or not todo:
         return result
     _write_meta(out_dir, meta)
+    reviewer.client = client = make_client(config.endpoint)
 
     async def one(question: Question):
         return question, await _judge_question(reviewer, question, model, baseline, config.samples)
@@ -248,21 +267,7 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
                     logger.warning("judging a question failed after retries (re-run to resume): %s", err)
                     result.endpoint_failures.append(str(err))
                 else:
-                    qid = str(question.question_id)
-                    out.write(
-                        {
-                            "question_id": question.question_id,
-                            "category": question.category,
-                            "question": question.turns[0] if len(question.turns) == 1 else question.turns,
-                            "answer": model.turns[qid][0] if len(question.turns) == 1 else model.turns[qid],
-                            "baseline_answer": baseline.turns[qid][0]
-                            if len(question.turns) == 1
-                            else baseline.turns[qid],
-                            "model": model.model,
-                            "baseline": baseline.model,
-                            "reviews": reviews,
-                        }
-                    )
+                    out.write(_judgment_row(question, model, baseline, reviews))
                     result.judged += 1
                     result.failed_reviews += sum(r["error"] is not None for r in reviews)
                 bar.update(1)
@@ -275,7 +280,7 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
     return result
 
 
-def judge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -> JudgeResult:
+def run_judge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -> JudgeResult:
     """Judge ``config.answers`` against ``config.baseline``; ``dry_run`` only computes the estimate.
 
     ``on_estimate(dict)`` is called with the cost/time estimate before the first call is made.

@@ -208,6 +208,8 @@ def create_app(backend: Backend, config: ServerConfig | None = None, **overrides
 
     config = config or ServerConfig()
     for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise TypeError(f"create_app() got an unknown option {key!r}; see ServerConfig.")
         setattr(config, key, value)
     server = _Server(backend, config)
 
@@ -387,7 +389,10 @@ def create_app(backend: Backend, config: ServerConfig | None = None, **overrides
         from openchat_hf.templates import TemplateError
 
         try:
-            tokenized = await asyncio.to_thread(server.template.tokenize, messages, add_generation_prompt=True)
+            if sum(len(m["content"]) for m in messages) > 20_000:  # long prompts: tokenize off the event loop
+                tokenized = await asyncio.to_thread(server.template.tokenize, messages, add_generation_prompt=True)
+            else:  # short ones take less time than a thread hop
+                tokenized = server.template.tokenize(messages, add_generation_prompt=True)
             prompt_text = server.template.render(messages, add_generation_prompt=True).text
         except TemplateError as err:
             raise ServingError(str(err), param="messages", code="invalid_messages") from None
@@ -403,7 +408,10 @@ def create_app(backend: Backend, config: ServerConfig | None = None, **overrides
         tokenizer = backend.tokenizer
         if isinstance(req.prompt, str):
             prompt_text = req.prompt
-            prompt_ids = (await asyncio.to_thread(tokenizer, prompt_text, add_special_tokens=False))["input_ids"]
+            if len(prompt_text) > 20_000:
+                prompt_ids = (await asyncio.to_thread(tokenizer, prompt_text, add_special_tokens=False))["input_ids"]
+            else:
+                prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
         else:
             prompt_ids = list(req.prompt)
             if max(prompt_ids) >= len(tokenizer):

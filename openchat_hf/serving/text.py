@@ -28,8 +28,11 @@ class OutputFilter:
             return "", True
         self.raw += delta
         text = self._text()
-        cut = min((i for i in (text.find(s, max(0, self.sent - len(s))) for s in self.stop) if i >= 0), default=-1)
-        if cut >= 0:
+        # The stop string that is complete first (earliest end) wins, as when generating token by token, so the
+        # result does not depend on how the text was chunked.
+        found = [(i + len(s), i) for s in self.stop if (i := text.find(s, max(0, self.sent - len(s) + 1))) >= 0]
+        if found:
+            cut = min(found)[1]
             self.stopped = True
             out = text[self.sent : cut] if cut > self.sent else ""
             self.sent = max(self.sent, cut)

@@ -25,38 +25,28 @@ def resolve_model_type(config: Any, requested: str | None) -> str:
 def ensure_eot(model: Any, tokenizer: Any, model_type: str) -> int:
     """Give ``model`` and ``tokenizer`` the EOT token, pad token and chat template; return the EOT id.
 
-    A base model without EOT is patched on the fly with ``openchat_hf.modeling.add_eot_token`` (new rows initialised
-    as the model type says). A tokenizer that already has it only gets its chat template and pad token refreshed.
+    A base model without EOT is patched on the fly with ``openchat_hf.modeling.patch_loaded_model`` (EOT rows
+    initialised as the model type says; RoPE context extended when the model type needs a longer context). A
+    tokenizer that already has it only gets its chat template, pad token and generation EOS list refreshed.
     """
+    from openchat_hf.modeling import patch_loaded_model, set_generation_eos
+
     mt = get_model_type(model_type)
     if mt.eot_token not in tokenizer.get_vocab():
-        try:
-            from openchat_hf.modeling import add_eot_token
-        except ImportError:
-            add_eot_token = None
-        if add_eot_token is not None:
-            logger.info("The tokenizer has no %s: patching the model on the fly (add_eot_token)", mt.eot_token)
-            add_eot_token(model, tokenizer, mt.name)
-        else:  # openchat_hf.modeling not available: plain resize (mean init by transformers)
-            logger.info("The tokenizer has no %s: adding it and resizing the embeddings", mt.eot_token)
-            setup_tokenizer(tokenizer, mt)
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        logger.info("The tokenizer has no %s: patching the model on the fly", mt.eot_token)
+        patch_loaded_model(model, tokenizer, mt)
     setup_tokenizer(tokenizer, mt)
     eot = eot_token_id(tokenizer, mt)
     rows = model.get_input_embeddings().num_embeddings  # not weight.shape: ZeRO-3 partitions the weight
     if rows < len(tokenizer):
         raise TrainingError(
-            f"The model has {rows} embedding rows but the tokenizer has "
-            f"{len(tokenizer)} tokens; patch the model with `openchat-hf patch`."
+            f"The model has {rows} embedding rows but the tokenizer has {len(tokenizer)} tokens; patch the model "
+            "with `openchat-hf patch`."
         )
     model.config.openchat_model_type = mt.name
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    gen = model.generation_config
-    eos = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
-    eos = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
-    gen.eos_token_id = [eot] + [e for e in eos if e != eot]
-    gen.pad_token_id = tokenizer.pad_token_id
+    set_generation_eos(model, tokenizer, eot)
     return eot
 
 
@@ -68,8 +58,12 @@ def load_model_and_tokenizer(
     attn_implementation: str | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    **model_kwargs: Any,
 ) -> tuple[Any, Any, str]:
-    """``(model, tokenizer, model_type)`` ready for training (EOT present, template set, contract config fields)."""
+    """``(model, tokenizer, model_type)`` ready for training (EOT present, template set, contract config fields).
+
+    ``model_kwargs`` go to ``from_pretrained`` (``quantization_config``, ``device_map`` for QLoRA).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -79,7 +73,7 @@ def load_model_and_tokenizer(
         tokenizer = AutoTokenizer.from_pretrained(
             model_name_or_path, revision=revision, trust_remote_code=trust_remote_code
         )
-        kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+        kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code, **model_kwargs}
         if dtype not in (None, "auto"):
             kwargs["dtype"] = getattr(torch, dtype)
         else:

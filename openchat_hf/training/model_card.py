@@ -33,11 +33,12 @@ def build_model_card(
     chat_template: str,
     args: Any,
     recipe: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
-    """Markdown with YAML metadata, ready to save as ``README.md``."""
+    """Markdown with YAML metadata, ready to save as ``README.md``; ``extra`` adds run facts to the table."""
     from huggingface_hub import ModelCardData
 
-    hyper = {k: getattr(args, k) for k in CARD_HYPERPARAMETERS if hasattr(args, k)}
+    hyper = {k: getattr(args, k) for k in CARD_HYPERPARAMETERS if hasattr(args, k)} | (extra or {})
     data = ModelCardData(
         base_model=base_model if base_model and "/" in base_model and not base_model.startswith("/") else None,
         datasets=[dataset] if dataset and "/" in dataset and not dataset.startswith("/") else None,

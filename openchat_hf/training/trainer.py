@@ -216,6 +216,7 @@ class OpenChatSFTTrainer(SFTTrainer):
             chat_template=self.processing_class.chat_template or "",
             args=self.args,
             recipe=info.get("recipe"),
+            extra={"distributed_type": str(self.accelerator.distributed_type.value)},
         )
         Path(self.args.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(self.args.output_dir) / "README.md").write_text(card, encoding="utf-8")

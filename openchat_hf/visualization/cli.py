@@ -46,18 +46,29 @@ def add_subcommands(subparsers) -> None:
     emb.add_argument("--embeddings-model", default=None,
                      help="local: model folder (default: bundled all-MiniLM-L6-v2); openai: model name "
                      "(default: text-embedding-3-small)")  # fmt: skip
-    emb.add_argument("--embeddings-base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    emb.add_argument(
+        "--embeddings-base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
     emb.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     emb.add_argument("--long-text", choices=("chunk", "truncate"), default="chunk",
                      help="texts longer than the model's window: average the windows' embeddings (chunk, default) "
                      "or keep the first window (truncate)")  # fmt: skip
     emb.add_argument("--batch-size", type=int, default=64, help="windows per forward pass / request")
-    emb.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder (default: ~/.cache/openchat_hf/embeddings)")
+    emb.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="embedding cache folder (default: ~/.cache/openchat_hf/embeddings)",
+    )
     emb.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     emb.add_argument("--clusters", type=_clusters, default=None, metavar="K|auto",
                      help="number of K-Means clusters, or auto (silhouette over --k-range; default)")  # fmt: skip
-    emb.add_argument("--k-range", type=_k_range, default=(2, 12), metavar="MIN,MAX", help="k tried by auto (default 2,12)")
-    emb.add_argument("--max-points", type=int, default=None, help="visualize a seeded random sample of N conversations")
+    emb.add_argument(
+        "--k-range", type=_k_range, default=(2, 12), metavar="MIN,MAX", help="k tried by auto (default 2,12)"
+    )
+    emb.add_argument(
+        "--max-points", type=int, default=None, help="visualize a seeded random sample of N conversations"
+    )
     emb.add_argument("--seed", type=int, default=42)
     emb.set_defaults(func=run_embeddings)
 

@@ -189,7 +189,9 @@ def _load_hub_dataset(name: str, split: str) -> Any:
 def _check_columns(data: Any, name: str) -> Any:
     columns = set(data.column_names)
     if not columns & {"messages", "conversations", "items"}:
-        hint = " It looks like a tokenized dataset: pass the clean folder (OUT/clean)." if "input_ids" in columns else ""
+        hint = (
+            " It looks like a tokenized dataset: pass the clean folder (OUT/clean)." if "input_ids" in columns else ""
+        )
         raise VisualizationError(
             f"{name}: needs a 'messages' (or ShareGPT 'conversations') column, found {sorted(columns)}.{hint}"
         )

@@ -144,7 +144,10 @@ class OpenAIBackend:
     def windows(self, text: str) -> list[tuple[str, int]]:
         if not text:
             return [(" ", 1)]  # the API rejects empty input
-        return [(text[i : i + self.max_chars], len(text[i : i + self.max_chars])) for i in range(0, len(text), self.max_chars)]
+        return [
+            (text[i : i + self.max_chars], len(text[i : i + self.max_chars]))
+            for i in range(0, len(text), self.max_chars)
+        ]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         import openai
@@ -256,7 +259,9 @@ def embed_texts(texts: Sequence[str], config: EmbeddingConfig, backend: Backend 
             cache.close()
     result = np.stack([_pool([vectors[k] for k in ks], [n for _, n in w]) for w, ks in zip(windows, keys)])
     logger.info("Embedded %d conversations: %d windows computed, %d from cache.", len(texts), len(order), cached)
-    return EmbeddingResult(result, backend.id, config.long_text, backend.window_description, num_long, len(order), cached)
+    return EmbeddingResult(
+        result, backend.id, config.long_text, backend.window_description, num_long, len(order), cached
+    )
 
 
 def _pool(vectors: list[np.ndarray], weights: list[int]) -> np.ndarray:

@@ -30,6 +30,10 @@ class EmbeddingsPageConfig:
     max_points: int | None = None  # a seeded random sample of at most this many conversations
     split: str = "train"  # split of a Hub dataset
 
+    def __post_init__(self) -> None:
+        if self.max_points is not None and self.max_points < 1:
+            raise VisualizationError(f"max_points must be at least 1, got {self.max_points}.")
+
 
 @dataclass
 class EmbeddingsPageResult:

@@ -22,7 +22,11 @@ SUPPORTED_VERSIONS = (1,)
 
 
 def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+    return (
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else None
+    )
 
 
 def _scale(value: float | None, ratio: float | None) -> float:

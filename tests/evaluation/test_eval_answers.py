@@ -117,3 +117,14 @@ def test_a_wrong_endpoint_fails_fast_with_the_status(tmp_path, model_server):
     with pytest.raises(EvaluationError, match="HTTP 404"):
         generate_answers(cfg)
     assert model_server.chat_calls == 0 and read_rows(cfg.out_path) == []
+
+
+def test_a_half_written_last_line_is_dropped_and_redone(tmp_path, model_server):
+    generate_answers(config(tmp_path, model_server, limit=1))
+    path = tmp_path / "answers" / "org_tiny_v1.jsonl"
+    with open(path, "a") as f:
+        f.write('{"question_id": 2, "answer_id": "cut sho')  # a crash mid-write
+    result = generate_answers(config(tmp_path, model_server, limit=3))
+    assert (result.written, result.skipped) == (2, 1)
+    lines = path.read_text().splitlines()  # every line parses: the cut one is gone
+    assert sorted(json.loads(line)["question_id"] for line in lines) == [1, 2, 3]

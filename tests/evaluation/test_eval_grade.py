@@ -4,7 +4,7 @@ import json
 
 from conftest import endpoint, write_answers
 
-from openchat_hf.evaluation.grade import GradeConfig, grade
+from openchat_hf.evaluation.grade import GradeConfig, run_grade
 from openchat_hf.evaluation.records import read_rows
 from openchat_hf.evaluation.report import build_report
 
@@ -20,7 +20,7 @@ def test_grades_per_turn_with_references_and_failures(tmp_path, judge_server):
     answers = write_answers(tmp_path / "m.jsonl", "my-model", ANSWERS)
     out = tmp_path / "grade"
     cfg = GradeConfig(answers=[answers], endpoint=endpoint(judge_server), out_dir=out, parse_retries=1)
-    result = grade(cfg)
+    result = run_grade(cfg)
     assert result.graded == 3 and result.failed_ratings == 1
     rows = {r["question_id"]: r for r in read_rows(out / "grades.jsonl")}
     assert [t["rating"] for t in rows[81]["turns"]] == [8, 4]
@@ -37,7 +37,7 @@ def test_grades_per_turn_with_references_and_failures(tmp_path, judge_server):
     assert "A GOOD blog post about Hawaii." in turn2 and "turn 2" in turn2
 
     calls = judge_server.chat_calls
-    assert grade(cfg).graded == 0 and judge_server.chat_calls == calls  # resumed: nothing left to do
+    assert run_grade(cfg).graded == 0 and judge_server.chat_calls == calls  # resumed: nothing left to do
 
     report = build_report([out])
     (mt,) = report["mt_bench"]["models"]

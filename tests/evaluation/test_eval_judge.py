@@ -7,7 +7,7 @@ import pytest
 from conftest import endpoint, write_answers
 
 from openchat_hf.evaluation.errors import EvaluationError
-from openchat_hf.evaluation.judge import JudgeConfig, judge
+from openchat_hf.evaluation.judge import JudgeConfig, run_judge
 from openchat_hf.evaluation.records import read_rows
 from openchat_hf.evaluation.report import build_report
 
@@ -29,7 +29,7 @@ def run(tmp_path, server, model_answers, baseline_file, out="judge", **kwargs):
         out_dir=tmp_path / out,
         **kwargs,
     )
-    return config, judge(config)
+    return config, run_judge(config)
 
 
 def rows_by_id(out_dir):
@@ -142,7 +142,7 @@ def test_dry_run_estimates_without_calling(tmp_path, judge_server, baseline_file
         samples=2,
         max_tokens=500,
     )
-    result = judge(config, dry_run=True, on_estimate=seen.append)
+    result = run_judge(config, dry_run=True, on_estimate=seen.append)
     assert judge_server.chat_calls == 0 and not (tmp_path / "j" / "judgments.jsonl").exists()
     assert seen == [result.estimate]
     assert result.estimate["calls"] == 8 and result.estimate["max_completion_tokens"] == 4000
@@ -160,7 +160,7 @@ def test_changed_settings_and_missing_answers_are_clear_errors(tmp_path, judge_s
 def test_shipped_baseline_by_name(tmp_path, judge_server):
     answers = write_answers(tmp_path / "model.jsonl", "my-model", {1: "GOOD", 61: "BAD code"})
     config = JudgeConfig(answers=answers, baseline="gpt35", endpoint=endpoint(judge_server), out_dir=tmp_path / "j")
-    result = judge(config)
+    result = run_judge(config)
     assert result.judged == 2
     meta = json.loads((tmp_path / "j" / "meta.json").read_text())
     assert meta["baseline"] == "gpt-3.5-turbo:20230327"

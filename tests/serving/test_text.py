@@ -57,7 +57,9 @@ def test_leading_space_of_the_answer_is_stripped_once():
 def test_any_chunking_gives_the_text_before_the_first_stop(text, cuts, stops):
     bounds = sorted({0, len(text), *[c for c in cuts if c <= len(text)]})
     chunks = [text[a:b] for a, b in zip(bounds, bounds[1:])]
-    first = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    # The stop completed first (earliest end) cuts the text at its start, whatever the chunking.
+    found = [(i + len(s), i) for s in stops if (i := text.find(s)) >= 0]
+    first = min(found)[1] if found else -1
     sent, stopped = run(chunks, stop=stops)
     assert "".join(sent) == (text[:first] if first >= 0 else text)
     assert stopped == (first >= 0)

@@ -15,7 +15,10 @@ from openchat_hf.visualization.conversations import renderer
 
 def _clean_dataset(messages_list):
     return datasets.Dataset.from_list(
-        [{"id": f"conv-{i}", "model": "Model: GPT-4", "messages": m, "source": "test"} for i, m in enumerate(messages_list)]
+        [
+            {"id": f"conv-{i}", "model": "Model: GPT-4", "messages": m, "source": "test"}
+            for i, m in enumerate(messages_list)
+        ]
     )
 
 

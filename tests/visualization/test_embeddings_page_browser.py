@@ -12,7 +12,9 @@ from openchat_hf.visualization.embeddings_page import build_embeddings_page, vis
 
 pytestmark = pytest.mark.browser
 READY = "() => window.ocViz && window.ocViz.renderedAt !== null"
-TURNS = "els => els.map(e => [e.className.replace('turn role-', ''), e.querySelector('.turn-prefix')?.textContent ?? ''])"
+TURNS = (
+    "els => els.map(e => [e.className.replace('turn role-', ''), e.querySelector('.turn-prefix')?.textContent ?? ''])"
+)
 
 
 def _data(texts: list[str], seed: int = 0) -> dict:
@@ -64,7 +66,9 @@ def test_click_and_search(served, open_page, model_type):
     assert page.inner_text("#search-status") == f"{len(matches)} matches"
     items = page.locator("#results li")
     assert [int(x) for x in items.evaluate_all("els => els.map(e => e.dataset.index)")] == matches
-    search_trace = page.evaluate("(() => { const gd = document.getElementById('plot'); return gd.data[gd.data.length - 2].customdata; })()")
+    search_trace = page.evaluate(
+        "(() => { const gd = document.getElementById('plot'); return gd.data[gd.data.length - 2].customdata; })()"
+    )
     assert search_trace == matches
     items.nth(1).click()
     assert pane.locator(".conversation").get_attribute("data-index") == str(matches[1])
@@ -107,7 +111,9 @@ def test_hostile_conversation_renders_as_text(served, open_page, csp):
     hover = page.evaluate("document.getElementById('plot').data[0].hovertext[0]")
     assert "&lt;script&gt;" in hover and "<script" not in hover
     page.mouse.move(300, 300)
-    page.locator("#conversation b, #conversation strong").evaluate_all("els => els.forEach(e => e.dispatchEvent(new MouseEvent('mouseover')))")
+    page.locator("#conversation b, #conversation strong").evaluate_all(
+        "els => els.forEach(e => e.dispatchEvent(new MouseEvent('mouseover')))"
+    )
     assert page.evaluate("window.__pwned") is None
     watch.assert_clean()
     save_artifact(page, f"embeddings-hostile-{'csp' if csp else 'nocsp'}.png")

@@ -33,7 +33,9 @@ def test_eval_page_shows_the_report_numbers(served, open_page, tmp_path):
         ["beta-7b", "120.0%", "[110.0%, 130.0%]", "3", "0", "0", "100.0%", "[70.0%, 100.0%]", "100.0%", "1", "4"],
         ["alpha-13b", "91.3%", "[80.0%, 102.0%]", "1", "1", "1", "50.0%", "[10.0%, 90.0%]", "50.0%", "1", "4"],
     ]
-    chart = page.evaluate("(() => { const d = document.getElementById('relative-chart').data[0]; return [d.x, d.y]; })()")
+    chart = page.evaluate(
+        "(() => { const d = document.getElementById('relative-chart').data[0]; return [d.x, d.y]; })()"
+    )
     assert chart[0] == ["beta-7b", "alpha-13b"]  # sorted, best first
     assert chart[1] == pytest.approx([120.0, 100 * 21 / 23])
     error_bars = page.evaluate("document.getElementById('relative-chart').data[0].error_y")
@@ -77,7 +79,10 @@ def test_eval_page_shows_the_report_numbers(served, open_page, tmp_path):
     assert page.locator("#questions tr[data-question]").evaluate_all("rs => rs.map(r => r.dataset.question)") == ["4"]
     page.select_option("#outcome-select", "")
     page.select_option("#category-select", "math")
-    assert page.locator("#questions tr[data-question]").evaluate_all("rs => rs.map(r => r.dataset.question)") == ["2", "3"]
+    assert page.locator("#questions tr[data-question]").evaluate_all("rs => rs.map(r => r.dataset.question)") == [
+        "2",
+        "3",
+    ]
     page.select_option("#category-select", "")
     watch.assert_clean()
     page.evaluate("window.scrollTo(0, 0)")
@@ -126,3 +131,24 @@ def test_hostile_answers_and_judge_text_render_as_text(served, open_page, tmp_pa
     watch.assert_clean()
     if csp:
         save_artifact(page, "eval-hostile.png")
+
+
+def test_mt_bench_only_report(served, open_page):
+    report = {"version": 1, "bench": "mt_bench", "baseline": None, "judge": None, "note": None, "models": []}
+    report["mt_bench"] = {
+        "models": [
+            {"model": "m1", "average": 7.125, "turns": {"1": 7.5, "2": 6.75}, "categories": {"coding": 5.0}},
+            {"model": "m2", "average": None, "turns": {}, "categories": {}},
+        ]
+    }
+    build_eval_page(report, served.root / "mt.html")
+    watch = open_page(served.url("mt.html"), READY)
+    page = watch.page
+    assert page.evaluate("window.ocEval.failures") == []
+    assert _rows(page, "#mt-bench") == [
+        ["Model", "Average", "Turn 1", "Turn 2", "coding"],
+        ["m1", "7.13", "7.50", "6.75", "5.00"],
+        ["m2", "—", "—", "—", "—"],
+    ]
+    assert page.locator("#summary-section").is_hidden() and page.locator("#questions").is_hidden()
+    watch.assert_clean()

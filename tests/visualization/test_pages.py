@@ -30,7 +30,10 @@ def test_render_page_fills_once_and_hashes_scripts():
     assert "<title>&#60;b&#62;&#38;</title>" in html
     assert '<x>{"s":"{{SCRIPTS}} {{TITLE}}"}</x>' in html  # placeholders inside data are never filled
     hashes = re.search(r"script-src ([^;]+);", html).group(1).split()
-    expected = ["'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in ("var a = 1;", "b()")]
+    expected = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in ("var a = 1;", "b()")
+    ]
     assert hashes == expected
     assert "connect-src 'none'" in html and "unsafe-inline'; img" in html  # styles only, never scripts
     assert "<script>var a = 1;</script>\n<script>b()</script>" in html
@@ -133,3 +136,18 @@ def test_cli_embeddings_bad_inputs(tmp_path, capsys):
         main(["visualize", "embeddings", "x", str(tmp_path / "o"), "--clusters", "many"])
     assert "expected a number of clusters or 'auto'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_max_points_samples_a_seeded_ordered_subset():
+    from openchat_hf.visualization.conversations import Conversation
+    from openchat_hf.visualization.embeddings_page import EmbeddingsPageConfig, _sample
+
+    conversations = [Conversation(id=str(i), text=f"t{i}") for i in range(50)]
+    picked = _sample(conversations, 10, seed=1)
+    assert len(picked) == 10 and len({c.id for c in picked}) == 10
+    assert [int(c.id) for c in picked] == sorted(int(c.id) for c in picked)  # original order kept
+    assert [c.id for c in _sample(conversations, 10, seed=1)] == [c.id for c in picked]
+    assert [c.id for c in _sample(conversations, 10, seed=2)] != [c.id for c in picked]
+    assert _sample(conversations, None, seed=1) == conversations == _sample(conversations, 50, seed=1)
+    with pytest.raises(VisualizationError, match="max_points must be at least 1"):
+        EmbeddingsPageConfig(max_points=0)

@@ -39,8 +39,6 @@ def save_artifact(page, name: str, docs_name: str | None = None) -> Path:
     return path
 
 
-
-
 def _review(order: str, scores, text: str = "Both answers are relevant.", error=None, sample: int = 0) -> dict:
     return {"order": order, "sample": sample, "text": text, "scores": scores, "error": error}
 
@@ -145,7 +143,9 @@ def make_report(hostile_answer: str = "A **good** answer.\n\n- one\n- two") -> d
         "note": "Hand-made report for tests.",
         "models": [alpha, beta],
         "mt_bench": {
-            "models": [{"model": "alpha-13b", "average": 6.25, "turns": {"1": 7.0, "2": 5.5}, "categories": {"math": 3.0}}]
+            "models": [
+                {"model": "alpha-13b", "average": 6.25, "turns": {"1": 7.0, "2": 5.5}, "categories": {"math": 3.0}}
+            ]
         },
     }
 

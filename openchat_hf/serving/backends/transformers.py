@@ -90,7 +90,6 @@ class TransformersBackend(Backend):
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stats = {"requests": 0, "finished": 0, "cancelled": 0, "generated_tokens": 0, "steps": 0, "max_batch": 0}
-        self.last_sequences: dict[int, int] = {}  # id(request) -> tokens generated (kept for the cancellation tests)
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
@@ -222,7 +221,6 @@ class TransformersBackend(Backend):
         for i, seq in enumerate(batch.seqs):
             if seq.cancelled:
                 self._stats["cancelled"] += 1
-                self.last_sequences[id(seq.request)] = len(seq.generated)
                 continue
             token = tokens[i]
             seq.generated.append(token)
@@ -240,13 +238,10 @@ class TransformersBackend(Backend):
                 seq.finished = True
                 items.append((seq, _DONE))
                 self._stats["finished"] += 1
-                self.last_sequences[id(seq.request)] = len(seq.generated)
             else:
                 keep.append(i)
         _deliver(outbox)
         self._stats["steps"] += 1
-        if len(self.last_sequences) > 10000:
-            self.last_sequences.clear()
         if not keep:
             return None
         if len(keep) < len(batch.seqs):
@@ -276,9 +271,9 @@ class TransformersBackend(Backend):
         torch = self._torch
         logits = batch.logits
         params = [s.request.params for s in batch.seqs]
-        presence = torch.tensor([p.presence_penalty for p in params], device=logits.device)[:, None]
-        frequency = torch.tensor([p.frequency_penalty for p in params], device=logits.device)[:, None]
-        if bool((presence != 0).any() or (frequency != 0).any()):
+        if any(p.presence_penalty or p.frequency_penalty for p in params):
+            presence = torch.tensor([p.presence_penalty for p in params], device=logits.device)[:, None]
+            frequency = torch.tensor([p.frequency_penalty for p in params], device=logits.device)[:, None]
             logits = logits - presence * (batch.counts > 0).float() - frequency * batch.counts
         greedy = logits.argmax(-1).tolist()
         tokens = []

@@ -6,8 +6,10 @@
     "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
     "#636363"];
   const MAX_RESULTS = 100;
+  const timings = { scriptStart: performance.now() };
   const gd = document.getElementById("plot");
   const initial = OC.readData("oc-data");
+  timings.dataParsed = performance.now();
   const state = { data: null, lower: null, clusters: [], searchTrace: 0, selectedTrace: 0, matches: [] };
 
   function banner(message, isError) {
@@ -42,7 +44,7 @@
   }
 
   function preview(text) {
-    const flat = flatText(text);
+    const flat = flatText(text.slice(0, 400));
     const short = flat.length > 160 ? flat.slice(0, 160) + "…" : flat;
     return OC.escapeLabel(short).replace(/(.{60}\S*)\s/g, "$1<br>");
   }
@@ -68,7 +70,7 @@
     }));
     state.searchTrace = traces.length;
     traces.push({ type: "scatter3d", mode: "markers", name: "search matches", x: [], y: [], z: [], customdata: [],
-      hoverinfo: "skip", marker: { size: 6, color: "#000", symbol: "diamond", opacity: 0.9 } });
+      hoverinfo: "skip", marker: { size: 7, color: "#000", symbol: "diamond-open", opacity: 1 } });
     state.selectedTrace = traces.length;
     traces.push({ type: "scatter3d", mode: "markers", name: "selected", x: [], y: [], z: [], customdata: [],
       hoverinfo: "skip", marker: { size: 10, color: "rgba(0,0,0,0)", line: { color: "#cf222e", width: 4 } } });
@@ -153,8 +155,10 @@
       scene: { xaxis: { title: { text: "" } }, yaxis: { title: { text: "" } }, zaxis: { title: { text: "" } } },
     };
     const config = { responsive: true, displaylogo: false, modeBarButtonsToAdd: [OC.downloadSvgButton()] };
-    const rendered = Plotly.react(gd, buildTraces(data), layout, config).then(() => {
-      window.ocViz.renderedAt = performance.now();
+    const traces = buildTraces(data);
+    timings.tracesBuilt = performance.now();
+    const rendered = Plotly.react(gd, traces, layout, config).then(() => {
+      window.ocViz.renderedAt = timings.rendered = performance.now();
     });
     if (!state.clickBound) {
       gd.on("plotly_click", onClick);
@@ -208,7 +212,7 @@
     timer = setTimeout(() => search(e.target.value), 150);
   });
 
-  window.ocViz = { state: state, load: load, search: search, showConversation: showConversation, renderedAt: null };
+  window.ocViz = { state, load, search, showConversation, renderedAt: null, timings };
   try {
     load(initial, "page");
   } catch (err) {

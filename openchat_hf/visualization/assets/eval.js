@@ -60,12 +60,13 @@
     const table = document.getElementById("summary");
     table.replaceChildren(row(["Model", ["Relative score", "num"], ["95% CI", "num"], ["Wins", "num"], ["Ties", "num"],
       ["Losses", "num"], ["Win rate", "num"], ["Win-rate CI", "num"], ["Win rate (no ties)", "num"],
-      ["Failures", "num"], ["Questions", "num"]], true));
+      ["Judge failures", "num"], ["Questions", "num"]], true));
     models.forEach((m) => {
       const tr = row([m.model, [pct(m.relative_score_pct), "num"], [ci(m.relative_score_ci_pct), "num"],
         [String(m.wins ?? "—"), "num"], [String(m.ties ?? "—"), "num"], [String(m.losses ?? "—"), "num"],
         [pct(m.win_rate_pct), "num"], [ci(m.win_rate_ci_pct), "num"], [pct(m.win_rate_no_ties_pct), "num"],
-        [String(m.failures ?? 0), "num"], [String(m.n_questions ?? (m.questions || []).length), "num"]]);
+        [String(m.failures ?? 0) + (typeof m.failed_questions === "number" ? ` (${m.failed_questions} questions)` : ""), "num"],
+        [String(m.n_questions ?? (m.questions || []).length), "num"]]);
       tr.setAttribute("data-model", m.model);
       table.appendChild(tr);
     });
@@ -139,7 +140,9 @@
       const box = details.appendChild(OC.el("div", { class: "review" }));
       const order = r.order === "baseline_first" ? `${baseline} first` : `${modelName} first`;
       let scores = "no scores";
-      if (Array.isArray(r.scores) && r.scores.length === 2) {
+      if (typeof r.model_score === "number" && typeof r.baseline_score === "number") {
+        scores = `${modelName} ${OC.fmt(r.model_score, 1)} · ${baseline} ${OC.fmt(r.baseline_score, 1)}`;
+      } else if (Array.isArray(r.scores) && r.scores.length === 2) {
         const [a, b] = r.scores;
         const [mine, theirs] = r.order === "baseline_first" ? [b, a] : [a, b];
         scores = `${modelName} ${OC.fmt(mine, 1)} · ${baseline} ${OC.fmt(theirs, 1)}`;
@@ -196,7 +199,10 @@
     render();
   }
 
-  const sections = [header, relativeChart, wtlChart, categories, mtBench, questions];
+  const sections = models.length ? [header, relativeChart, wtlChart, categories, mtBench, questions] : [header, mtBench];
+  if (!models.length) {  // an MT-bench-only report: no pairwise sections
+    document.querySelectorAll("main > section:not(#mt-bench-section)").forEach((s) => s.classList.add("hidden"));
+  }
   const failures = [];
   for (const section of sections) {
     try {
