@@ -23,6 +23,7 @@ from pathlib import Path
 from openchat_hf.errors import OpenChatError
 
 DEFAULT_PORT = 18888
+SERVED_MODEL_NAME = "openchat-tiny-demo"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_RECIPE = REPO_ROOT / "recipes" / "tiny" / "sft" / "config_cpu.yaml"
 SFT_SCRIPT = REPO_ROOT / "recipes" / "sft.py"
@@ -156,7 +157,9 @@ def run_demo(output_dir: str | Path, *, port: int = DEFAULT_PORT, questions: int
         port = new_port
     base_url = f"http://{host}:{port}"
     _say(f"5/7 Serve it: openchat-hf serve {exported} --port {port}")
-    server = subprocess.Popen([cli, "serve", str(exported), "--host", host, "--port", str(port)], env=env)
+    server = subprocess.Popen(
+        [cli, "serve", str(exported), "--host", host, "--port", str(port), "--model-name", SERVED_MODEL_NAME], env=env
+    )
     try:
         _wait_healthy(base_url, server)
         from openai import OpenAI
@@ -181,7 +184,7 @@ def run_demo(output_dir: str | Path, *, port: int = DEFAULT_PORT, questions: int
 
     _say("7/7 Web pages: conversation explorer and evaluation results")
     viz = out / "viz"
-    pages = {"embeddings": viz / "embeddings.html", "eval": viz / "eval.html"}
+    pages = {"embeddings": viz / "openchat.embeddings.html", "eval": viz / "eval.html"}
     if not pages["embeddings"].exists():
         _run([cli, "visualize", "embeddings", data / "clean", viz], env=env)
     if not pages["eval"].exists():

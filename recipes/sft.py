@@ -55,8 +55,8 @@ def main(script_args: ScriptArguments, training_args: OpenChatSFTConfig, model_a
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[logging.StreamHandler(sys.stdout)]
     )
     log_level = training_args.get_process_log_level()
-    for log in (logger, logging.getLogger("openchat_hf")):
-        log.setLevel(log_level)
+    for log in (logger, logging.getLogger("openchat_hf")):  # our INFO lines on the main process
+        log.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
     logger.info("Script %s | Model %s | Training %s", script_args, model_args, training_args)
@@ -70,7 +70,10 @@ def main(script_args: ScriptArguments, training_args: OpenChatSFTConfig, model_a
     if quantization_config is not None:  # QLoRA: each process loads its 4-bit copy on its own GPU
         from accelerate import PartialState
 
-        model_kwargs = {"quantization_config": quantization_config, "device_map": {"": PartialState().local_process_index}}
+        model_kwargs = {
+            "quantization_config": quantization_config,
+            "device_map": {"": PartialState().local_process_index},
+        }
     model, tokenizer, model_type = load_model_and_tokenizer(
         model_args.model_name_or_path,
         training_args.model_type,

@@ -81,8 +81,10 @@ class DataCollatorForOpenChat:
 
     def _empty_batch(self) -> dict[str, Any]:
         """A one-token batch with no label: keeps ranks in step when a sampler has fewer batches for one of them."""
-        return self._flatten([([self.pad_token_id], [-100], [0.0])]) if self.padding_free else self._pad(
-            [([self.pad_token_id], [-100], [0.0])]
+        return (
+            self._flatten([([self.pad_token_id], [-100], [0.0])])
+            if self.padding_free
+            else self._pad([([self.pad_token_id], [-100], [0.0])])
         )
 
     def _flatten(self, rows: list[tuple[list[int], list[int], list[float]]]) -> dict[str, Any]:

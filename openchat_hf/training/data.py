@@ -30,7 +30,9 @@ def load_raw_dataset(path: str, config_name: str | None = None) -> Any:
         raise TrainingError(f"Could not load dataset {path!r} from disk or the Hub: {err}") from err
 
 
-def tokenize_conversations(dataset: Any, tokenizer: Any, model_type: ModelType | str, num_proc: int | None = None) -> Any:
+def tokenize_conversations(
+    dataset: Any, tokenizer: Any, model_type: ModelType | str, num_proc: int | None = None
+) -> Any:
     """Tokenize a ``messages`` dataset with the model type's template into ``input_ids``/``supervise_mask``/``length``.
 
     Conversations longer than the model type's context are truncated (as the data pipeline does by default).

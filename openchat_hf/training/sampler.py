@@ -122,4 +122,3 @@ class MultipackBatchSampler(Sampler[list[int]]):
         """Share of the planned token slots (steps x ranks x budget) filled with real tokens."""
         total = sum(self.lengths)
         return total / (self._num_steps * self.num_replicas * self.max_tokens)
-

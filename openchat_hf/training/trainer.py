@@ -112,9 +112,7 @@ class OpenChatSFTTrainer(SFTTrainer):
         if self.args.max_tokens_per_batch is None:
             return super().get_train_dataloader()
         dataset = self.train_dataset
-        lengths = (
-            dataset["length"] if "length" in dataset.column_names else [len(ids) for ids in dataset["input_ids"]]
-        )
+        lengths = dataset["length"] if "length" in dataset.column_names else [len(ids) for ids in dataset["input_ids"]]
         self._multipack = MultipackBatchSampler(
             lengths,
             self.args.max_tokens_per_batch,
@@ -232,4 +230,3 @@ class OpenChatSFTTrainer(SFTTrainer):
             self._token_stats.zero_()
             self._stats_clock = time.perf_counter()
         super().log(logs, start_time)
-

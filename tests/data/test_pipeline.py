@@ -209,3 +209,12 @@ def test_clean_json_input_skips_html_conversion(tmp_path):
     report = run_pipeline(tmp_path / "clean.json", tmp_path / "out", PipelineConfig(filter_models=[]))
     assert report["kept"] == 1
     assert datasets.load_from_disk(str(tmp_path / "out" / "clean"))[0]["messages"][0]["content"] == "<p>lit</p>"
+
+
+def test_output_inside_the_input_folder_is_not_read_back(tmp_path):
+    src = tmp_path / "in"
+    write_page(src / "ShareGPT", "p1", conversation(1))
+    write_page(src / "ShareGPT", "p2", conversation(2))
+    first = run_pipeline(src, src / "out", PipelineConfig())
+    again = run_pipeline(src, src / "out", PipelineConfig())  # report.json etc. under INPUT/out are skipped
+    assert first["inputs"] == again["inputs"] == 2 and again["kept"] == 2

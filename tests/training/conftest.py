@@ -7,6 +7,7 @@ import copy
 import pytest
 from training_helpers import tokenized_rows
 
+
 @pytest.fixture(scope="session")
 def patched_tiny(tiny_llama_dir, tmp_path_factory):
     """A tiny LLaMA base patched with the EOT token (modeling.add_eot_token when present), saved with its tokenizer."""

@@ -86,5 +86,9 @@ def test_lora_trains_the_eot_row_and_lm_head_only(fresh_model, patched_tokenizer
     others = torch.arange(embed.shape[0]) != eot
     torch.testing.assert_close(embed[others], before["model.embed_tokens.weight"][others])
     assert not torch.allclose(merged["lm_head.weight"], before["lm_head.weight"])
-    assert not torch.allclose(merged["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"])
-    torch.testing.assert_close(merged["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
+    assert not torch.allclose(
+        merged["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"]
+    )
+    torch.testing.assert_close(
+        merged["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"]
+    )

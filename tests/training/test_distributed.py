@@ -40,7 +40,9 @@ def run(tmp_path, name, patched_tiny, sft_data_dir, *, num_processes, config_fil
 def single_process_reference(tmp_path_factory, patched_tiny, sft_data_dir):
     """One process, 2 gradient-accumulation micro-batches of 4 conversations per optimizer step."""
     tmp = tmp_path_factory.mktemp("ref")
-    return run(tmp, "single", patched_tiny, sft_data_dir, num_processes=1, extra=["--gradient_accumulation_steps", "2"])
+    return run(
+        tmp, "single", patched_tiny, sft_data_dir, num_processes=1, extra=["--gradient_accumulation_steps", "2"]
+    )
 
 
 def assert_same_training(reference, other, atol=2e-5):
@@ -54,7 +56,9 @@ def assert_same_training(reference, other, atol=2e-5):
     return changed
 
 
-def test_ddp_two_ranks_equal_one_rank_with_grad_accumulation(single_process_reference, patched_tiny, sft_data_dir, tmp_path):
+def test_ddp_two_ranks_equal_one_rank_with_grad_accumulation(
+    single_process_reference, patched_tiny, sft_data_dir, tmp_path
+):
     run_info, weights, losses = run(
         tmp_path, "ddp", patched_tiny, sft_data_dir, num_processes=2, config_file=str(CONFIGS / "ddp.yaml")
     )

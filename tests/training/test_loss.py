@@ -97,11 +97,11 @@ def test_loss_modes_match_reference_definitions(fresh_model, patched_tokenizer, 
             counts.append(int((labels[0, 1:] != -100).sum()))
     weights = [r["weight"] for r in rows]
     expected = {
-        ("token", False): sum(l * c for l, c in zip(per_conv, counts)) / sum(counts),
+        ("token", False): sum(loss * c for loss, c in zip(per_conv, counts)) / sum(counts),
         ("conversation", False): sum(per_conv) / len(per_conv),
-        ("token", True): sum(l * c * w for l, c, w in zip(per_conv, counts, weights))
+        ("token", True): sum(loss * c * w for loss, c, w in zip(per_conv, counts, weights))
         / sum(c * w for c, w in zip(counts, weights)),
-        ("conversation", True): sum(l * w for l, w in zip(per_conv, weights)) / sum(weights),
+        ("conversation", True): sum(loss * w for loss, w in zip(per_conv, weights)) / sum(weights),
     }
     for (mode, use_weights), value in expected.items():
         trainer = make_trainer(model, patched_tokenizer, tmp_path, rows, loss_mode=mode, use_weights=use_weights)

@@ -9,14 +9,22 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from training_helpers import SFT_SCRIPT, TINY_RECIPE
 
 ACCELERATE = str(Path(sys.executable).parent / "accelerate")
 
 
 def launch(args: list[str], *, num_processes: int = 1, config_file: str | None = None, timeout: int = 240, env=None):
-    cmd = [ACCELERATE, "launch", "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no"]
+    cmd = [
+        ACCELERATE,
+        "launch",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+    ]
     if config_file:
         cmd += ["--config_file", config_file]
     else:
@@ -94,7 +102,9 @@ def test_kill_and_resume_reaches_the_same_state(patched_tiny, sft_data_dir, tmp_
     cmd = [ACCELERATE, "launch", "--num_processes", "1", "--cpu", "--mixed_precision", "no", str(SFT_SCRIPT),
            "--config", str(TINY_RECIPE), *common, "--output_dir", str(resumed)]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not (resumed / "checkpoint-12").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -115,7 +125,9 @@ def test_kill_and_resume_reaches_the_same_state(patched_tiny, sft_data_dir, tmp_
     assert json.loads((resumed / "trainer_state.json").read_text())["global_step"] == total_steps
     ref_losses, new_losses = _losses(reference), _losses(resumed)
     assert sorted(new_losses) == sorted(ref_losses)
-    assert [new_losses[s] for s in sorted(new_losses)] == pytest.approx([ref_losses[s] for s in sorted(ref_losses)], rel=1e-4)
+    assert [new_losses[s] for s in sorted(new_losses)] == pytest.approx(
+        [ref_losses[s] for s in sorted(ref_losses)], rel=1e-4
+    )
     ref_weights, new_weights = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name, tensor in ref_weights.items():
         torch.testing.assert_close(new_weights[name], tensor, atol=1e-5, rtol=1e-4, msg=name)

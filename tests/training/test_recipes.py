@@ -39,7 +39,9 @@ def test_full_recipes_have_openchat_v1_hyperparameters(recipe, model_type):
 
 
 def test_cli_overrides_the_yaml():
-    _, args, model = parse(RECIPES / "tiny/sft/config_cpu.yaml", "--learning_rate", "3e-4", "--model_name_or_path", "x")
+    _, args, model = parse(
+        RECIPES / "tiny/sft/config_cpu.yaml", "--learning_rate", "3e-4", "--model_name_or_path", "x"
+    )
     assert args.learning_rate == 3e-4 and model.model_name_or_path == "x"
     assert args.max_tokens_per_batch == 2048 and args.use_cpu and not args.bf16
 

@@ -19,7 +19,12 @@ def bundled_conversations() -> list[list[dict[str, str]]]:
     chats = []
     for path in sorted(VICUNA_ANSWERS_DIR.glob("*.jsonl")):
         for row in read_jsonl(path):
-            chats.append([{"role": "user", "content": questions[row["question_id"]]}, {"role": "assistant", "content": row["text"]}])
+            chats.append(
+                [
+                    {"role": "user", "content": questions[row["question_id"]]},
+                    {"role": "assistant", "content": row["text"]},
+                ]
+            )
     two_turn = [a + b for a, b in itertools.pairwise(chats[::7])]
     return chats + two_turn
 

@@ -74,10 +74,12 @@ def test_outputs_follow_the_original_format(run):
 def test_rerun_reads_the_cache(run, caplog):
     root, rows, argv = run
     with caplog.at_level(logging.INFO, logger="openchat_hf.visualization.embedding"):
+        argv = [str(root / "out4") if a == str(root / "out") else a for a in argv]
         assert main([*argv, "--clusters", "4"]) == 0
     assert f"0 windows computed, {len(rows)} from cache" in caplog.text
-    data = json.loads((root / "out" / "openchat.visualizer.json").read_text(encoding="utf-8"))
+    data = json.loads((root / "out4" / "openchat.visualizer.json").read_text(encoding="utf-8"))
     assert sorted(set(data["color"])) == [0, 1, 2, 3]
+    assert "k=4 (given)" in (root / "out4" / "openchat.embeddings.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.browser
@@ -88,6 +90,7 @@ def test_generated_page_in_the_browser(run, served, open_page):
     page = watch.page
     data = json.loads((root / "out" / "openchat.visualizer.json").read_text(encoding="utf-8"))
     assert page.locator("#legend .chip").count() == len(set(data["color"]))
+    assert "chosen by silhouette" in page.inner_text("#meta")
     page.fill("#search", "Python")
     page.wait_for_function("() => document.getElementById('search-status').textContent.endsWith('es')")
     first = int(page.locator("#results li").first.get_attribute("data-index"))

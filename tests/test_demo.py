@@ -1,0 +1,63 @@
+"""The README's first command end to end: `openchat-hf demo` on the embedded tiny default (CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openchat_hf.demo import SERVED_MODEL_NAME
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
+    out = tmp_path / "demo"
+    cli = Path(sys.executable).parent / "openchat-hf"
+    cmd = [str(cli), "demo", "--output-dir", str(out), "--port", str(_free_port()), "--questions", "2"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("OPENCHAT_JUDGE_BASE_URL", None)
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+
+    summary = json.loads((out / "demo_summary.json").read_text())
+    # 1. data: the report adds up and some conversations were kept.
+    report = json.loads((out / "data" / "report.json").read_text())
+    assert report["kept"] == summary["data"]["kept"] > 0
+    dropped = sum(n for step in report["steps"].values() for n in step.values())
+    assert report["kept"] + dropped == report["inputs"] > report["kept"]
+    # 2-4. a trained checkpoint and a serving-ready export with the chat template and the EOT stop.
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja"):
+        assert (out / "checkpoint" / name).exists(), name
+    exported = out / "export"
+    assert json.loads((exported / "config.json").read_text())["openchat_model_type"] == "openchat"
+    assert "<|end_of_turn|>" in json.loads((exported / "chat_template.json").read_text())["chat_template"]
+    assert isinstance(json.loads((exported / "generation_config.json").read_text())["eos_token_id"], list)
+    # 5. the served model answered through the openai client.
+    assert summary["served_model"] == SERVED_MODEL_NAME
+    assert isinstance(summary["completion"], str) and summary["completion"].strip()
+    assert f"model {SERVED_MODEL_NAME!r} answered" in first.stdout
+    # 6. an evaluation report that says the tiny judge is meaningless.
+    eval_report = json.loads((Path(summary["eval"]["report_dir"]) / "report.json").read_text())
+    assert eval_report["models"][0]["model"] == SERVED_MODEL_NAME
+    assert eval_report["models"][0]["n_questions"] == 2
+    assert "meaningless" in eval_report["note"]
+    # 7. two web pages, printed at the end.
+    for page in summary["pages"].values():
+        assert Path(page).stat().st_size > 10_000 and page in first.stdout
+
+    # A second run reuses every finished step.
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    for step in ("data", "patched", "checkpoint", "export"):
+        assert f"reusing {out / step}" in second.stdout
