@@ -320,6 +320,7 @@ def step_costs(files: list[str], fast_dir: Path, spm_model: Path) -> dict:
     from openchat_hf.data.sources import read_html_page
     from openchat_hf.templates import setup_tokenizer
 
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core: idle Rust worker threads would add CPU time
     v1_sample_pipeline(files[0])  # warm imports
     t = time.process_time()
     v1 = [s for ok, s in (v1_sample_pipeline(f) for f in files) if ok and s.get("model") == GPT4]

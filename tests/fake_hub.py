@@ -3,6 +3,7 @@
 A real HTTP server on 127.0.0.1 (free port, daemon thread) that implements what ``huggingface_hub`` 2.4 needs to
 
 * authenticate: ``GET /api/whoami-v2`` (the token must be ``FakeHub.token``, else 401);
+* check README metadata: ``POST /api/validate-yaml`` (400 on invalid YAML front matter);
 * create a repo: ``POST /api/repos/create`` (409 when it exists, which ``create_repo(exist_ok=True)`` accepts);
 * upload: ``POST /api/{type}s/{repo}/preupload/{rev}`` answers ``"regular"`` for every file, so
   ``upload_folder`` / ``upload_file`` / ``create_commit`` send contents inline (base64 in the ndjson commit,
@@ -243,6 +244,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         "auth": {"type": "access_token", "accessToken": {"displayName": "fake", "role": "write"}},
                     }
                 )
+            if parts[:2] == ["api", "validate-yaml"] and self.command == "POST":
+                return self._validate_yaml()
             if parts[:3] == ["api", "repos", "create"] and self.command == "POST":
                 return self._create_repo()
             if parts and parts[0] == "api" and len(parts) >= 2 and parts[1].rstrip("s") in REPO_TYPES:
@@ -254,6 +257,17 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if len(rest) >= 3 and rest[0] == "resolve":
                 return self._resolve(repo_type, repo_id, rest[1], "/".join(rest[2:]))
             raise _HTTPError(404, f"The fake Hub has no route for {self.command} {path}")
+
+        def _validate_yaml(self) -> None:
+            """Check a README's YAML front matter, as the Hub does before a commit that uploads a README.md."""
+            import yaml
+
+            content = json.loads(self._body() or b"{}").get("content", "")
+            try:
+                yaml.safe_load(content.split("---")[1] if content.startswith("---") else "")
+            except yaml.YAMLError as err:
+                raise _HTTPError(400, f"Invalid YAML metadata: {err}") from None
+            return self._json({"errors": [], "warnings": []})
 
         def _create_repo(self) -> None:
             self._require_auth()

@@ -189,3 +189,12 @@ def test_bos_required_for_bos_model_types():
     with pytest.raises(TemplateError, match="bos_token"):
         ChatTemplate("openchat", bos_token=None)
     assert ChatTemplate("opencoder").render([{"role": "user", "content": "x"}]).text == "User:x<|end_of_turn|>"
+
+
+def test_tokenize_ignores_truncation_left_on_the_tokenizer(make_tokenizer):
+    tokenizer = make_tokenizer("openchat")
+    template = ChatTemplate("openchat", tokenizer)
+    messages = [{"role": "user", "content": "hello " * 40}, {"role": "assistant", "content": "world " * 40}]
+    full = template.tokenize(messages)
+    tokenizer("some text " * 40, truncation=True, max_length=8)  # leaves truncation set on the Rust tokenizer
+    assert template.tokenize(messages) == full

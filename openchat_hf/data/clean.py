@@ -62,12 +62,32 @@ def read_blocked_words(path: str | Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def blocked_words_pattern(words: Iterable[str]) -> re.Pattern | None:
-    """One case-insensitive regex matching any of ``words`` as whole words (not inside a longer word)."""
+@dataclass(frozen=True)
+class BlockedWords:
+    """Case-insensitive whole-word matcher of blocked words / phrases (see :func:`blocked_words_pattern`).
+
+    ``search`` first scans with the plain alternation: ``re`` can't use its fast literal scan on a pattern that starts
+    with a lookbehind, and almost no text contains a blocked word, so this pre-check makes the common case ~2.5x cheaper.
+    A whole-word match is always also a match of the plain alternation, so the result is that of ``pattern`` alone.
+    """
+
+    pattern: re.Pattern
+    prefilter: re.Pattern
+
+    def search(self, text: str) -> re.Match | None:
+        return self.pattern.search(text) if self.prefilter.search(text) else None
+
+
+def blocked_words_pattern(words: Iterable[str]) -> BlockedWords | None:
+    """A case-insensitive matcher of any of ``words`` as whole words (not inside a longer word)."""
     words = sorted({w.strip() for w in words if w.strip()}, key=lambda w: (-len(w), w))
     if not words:
         return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE)
+    alternation = "(?:" + "|".join(re.escape(w) for w in words) + ")"
+    return BlockedWords(
+        pattern=re.compile(r"(?<!\w)" + alternation + r"(?!\w)", re.IGNORECASE),
+        prefilter=re.compile(alternation, re.IGNORECASE),
+    )
 
 
 def content_hash(messages: Sequence[dict[str, str]]) -> str:
@@ -112,7 +132,7 @@ def clean_conversation(
     turns: Sequence[dict[str, str]],
     *,
     already_clean: bool = False,
-    blocked: re.Pattern | None = None,
+    blocked: BlockedWords | None = None,
     min_turns: int = 2,
 ) -> tuple[list[dict[str, str]], str]:
     """Clean one conversation: ``(messages, "")`` when kept, ``([], reason)`` when dropped."""
@@ -148,10 +168,10 @@ def clean_batch(batch: dict[str, list], *, blocked_words: Sequence[str], min_tur
     return {"messages": messages_out, "reason": reasons, "hash": hashes}
 
 
-_PATTERNS: dict[tuple[str, ...], re.Pattern | None] = {}
+_PATTERNS: dict[tuple[str, ...], BlockedWords | None] = {}
 
 
-def _pattern_cache(words: tuple[str, ...]) -> re.Pattern | None:
+def _pattern_cache(words: tuple[str, ...]) -> BlockedWords | None:
     if words not in _PATTERNS:
         _PATTERNS[words] = blocked_words_pattern(words)
     return _PATTERNS[words]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from openchat_hf.data.errors import DataPipelineError
 from openchat_hf.model_types import ModelType
@@ -75,27 +76,46 @@ def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list
     return sorted(perm[n_eval:].tolist()), sorted(perm[:n_eval].tolist())
 
 
+def converted_schema() -> pa.Schema:
+    """Arrow schema of :func:`convert_batch`'s output (ids as int32, mask as int8)."""
+    return pa.schema(
+        {
+            "input_ids": pa.list_(pa.int32()),
+            "supervise_mask": pa.list_(pa.int8()),
+            "length": pa.int32(),
+            "truncated": pa.bool_(),
+            "neutralized": pa.int32(),
+            "reason": pa.string(),
+            "text": pa.string(),
+        }
+    )
+
+
 def convert_batch(
     batch: dict[str, list], *, template: Any, max_length: int, overflow: str, with_text: bool = True
-) -> dict[str, list]:
-    """``datasets.map(batched=True)`` function: ``messages`` -> ids, supervise mask, length, drop reason (+ text)."""
+) -> pa.Table:
+    """``datasets.map(batched=True)`` function: ``messages`` -> ids, supervise mask, length, drop reason (+ text).
+
+    Returns an Arrow table (built by Arrow's C++ converters), which ``datasets`` writes as is instead of checking and
+    casting every token id in Python.
+    """
     chats = template.tokenize_batch(batch["messages"], max_length=max_length if overflow == "truncate" else None)
-    out: dict[str, list] = {k: [] for k in ("input_ids", "supervise_mask", "length", "truncated", "neutralized")}
-    out["reason"], out["text"] = [], []
-    for messages, chat in zip(batch["messages"], chats):
-        reason = ""
-        if len(chat.input_ids) > max_length:
-            reason = TOO_LONG
-        elif not any(chat.supervise_mask):
-            reason = NO_SUPERVISED_TOKENS
-        out["input_ids"].append(chat.input_ids)
-        out["supervise_mask"].append(chat.supervise_mask)
-        out["length"].append(len(chat.input_ids))
-        out["truncated"].append(chat.truncated)
-        out["neutralized"].append(chat.num_neutralized)
-        out["reason"].append(reason)
-        out["text"].append(template.render(messages).text if with_text else "")
-    return out
+    lengths = [len(chat.input_ids) for chat in chats]
+    reasons = [
+        TOO_LONG if length > max_length else "" if 1 in chat.supervise_mask else NO_SUPERVISED_TOKENS
+        for length, chat in zip(lengths, chats)
+    ]
+    texts = [template.render(m).text if with_text else "" for m in batch["messages"]]
+    columns = {
+        "input_ids": [chat.input_ids for chat in chats],
+        "supervise_mask": [chat.supervise_mask for chat in chats],
+        "length": lengths,
+        "truncated": [chat.truncated for chat in chats],
+        "neutralized": [chat.num_neutralized for chat in chats],
+        "reason": reasons,
+        "text": texts,
+    }
+    return pa.table(columns, schema=converted_schema())
 
 
 def model_type_summary(model_type: ModelType) -> dict[str, Any]:

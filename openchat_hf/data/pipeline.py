@@ -20,6 +20,7 @@ from openchat_hf.data.convert import (
     CONVERT_REASONS,
     OVERFLOW_CHOICES,
     convert_batch,
+    converted_schema,
     load_tokenizer,
     parse_tokenizer_spec,
     split_indices,
@@ -204,17 +205,6 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
     model_type = get_model_type(name)
     tokenizer = load_tokenizer(tokenizer_path)
     template = setup_tokenizer(tokenizer, model_type)
-    features = datasets.Features(
-        {
-            "input_ids": datasets.List(datasets.Value("int32")),
-            "supervise_mask": datasets.List(datasets.Value("int8")),
-            "length": datasets.Value("int32"),
-            "truncated": datasets.Value("bool"),
-            "neutralized": datasets.Value("int32"),
-            "reason": datasets.Value("string"),
-            "text": datasets.Value("string"),
-        }
-    )
     converted = clean.map(
         convert_batch,
         batched=True,
@@ -227,7 +217,7 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
             "with_text": config.legacy,
         },
         remove_columns=list(CLEAN_COLUMNS),
-        features=features,
+        features=datasets.Features.from_arrow_schema(converted_schema()),
         new_fingerprint=f"convert-{name}-{_fingerprint(config)}",
         desc=f"convert {name}",
     )

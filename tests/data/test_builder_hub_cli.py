@@ -138,3 +138,46 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     assert res.returncode == 2 and "not a pipeline output folder" in res.stderr
     res = _cli("data", "run", "--help")
     assert res.returncode == 0 and "--overflow" in res.stdout and "--tokenizer" in res.stdout
+
+
+def test_push_then_load_dataset_through_a_fake_hub(sample_run, tmp_path, monkeypatch):
+    """push_dataset to a local fake of the Hub's HTTP API, then `load_dataset("user/name")` from it (subprocess)."""
+    from fake_hub import FakeHub
+
+    out, _ = sample_run
+    with FakeHub() as hub:
+        hub.patch(monkeypatch)
+        push_dataset(out, f"{hub.user}/sample")
+        card = hub.files(f"{hub.user}/sample", "dataset")["README.md"].decode()
+        assert "config_name: default" in card and "config_name: openchat" in card
+        env = {**os.environ, **hub.env(), "HF_DATASETS_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
+        check = (
+            "import datasets, sys\n"
+            f"remote = datasets.load_dataset('{hub.user}/sample', cache_dir=sys.argv[2])['train']\n"
+            "local = datasets.load_from_disk(sys.argv[1] + '/clean')\n"
+            "assert remote.to_list() == local.to_list(), 'clean rows differ'\n"
+            f"tok = datasets.load_dataset('{hub.user}/sample', 'openchat', cache_dir=sys.argv[2])\n"
+            "local = datasets.load_from_disk(sys.argv[1] + '/openchat')\n"
+            "assert all(tok[s].to_list() == local[s].to_list() for s in ('train', 'eval')), 'tokenized rows differ'\n"
+            "print('rows', len(remote))\n"
+        )
+        load = subprocess.run(
+            [sys.executable, "-c", check, str(out), str(tmp_path / "cache")], capture_output=True, text=True, env=env
+        )
+        assert load.returncode == 0, load.stderr[-3000:]
+        assert load.stdout.strip() == f"rows {len(datasets.load_from_disk(str(out / 'clean')))}"
+
+
+def test_cli_push_failure_is_a_one_line_error(sample_run, tmp_path):
+    from fake_hub import FakeHub
+
+    out, _ = sample_run
+    with FakeHub() as hub:
+        env = {**os.environ, **hub.env(), "HF_TOKEN": "wrong-token"}
+        res = subprocess.run(
+            [sys.executable, "-m", "openchat_hf.cli", "data", "push", str(out), f"{hub.user}/sample"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    assert res.returncode == 2 and "Pushing to the dataset repo" in res.stderr and "Traceback" not in res.stderr

@@ -58,6 +58,19 @@ def sft_data_dir(patched_tokenizer, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def pipeline_out(patched_tiny, tmp_path_factory):
+    """``openchat-hf data run`` on the bundled ShareGPT sample (the data pipeline's real output folder)."""
+    from openchat_hf.data import PipelineConfig, run_pipeline
+    from openchat_hf.resources import SAMPLE_SHAREGPT_DIR
+
+    out = tmp_path_factory.mktemp("data_run")
+    run_pipeline(
+        SAMPLE_SHAREGPT_DIR, out, PipelineConfig(model_types="openchat", tokenizer=str(patched_tiny), eval_ratio=0.1)
+    )
+    return out
+
+
 @pytest.fixture
 def copy_tokenizer(patched_tokenizer):
     return lambda: copy.deepcopy(patched_tokenizer)

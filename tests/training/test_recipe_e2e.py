@@ -42,9 +42,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_tiny_recipe_trains_and_saves_contract_checkpoint(tiny_llama_dir, sft_data_dir, tmp_path):
-    """From a base model without EOT (patched on the fly) and the pipeline's tokenized output to a checkpoint."""
+def test_tiny_recipe_trains_and_saves_contract_checkpoint(tiny_llama_dir, pipeline_out, tmp_path):
+    """From a base model without EOT (patched on the fly) and the pipeline's OUT/openchat to a checkpoint."""
     out = tmp_path / "ckpt"
+    sft_data_dir = pipeline_out / "openchat"
     result = launch(
         ["--model_name_or_path", str(tiny_llama_dir), "--dataset_path", str(sft_data_dir), "--output_dir", str(out),
          "--num_train_epochs", "2", "--max_tokens_per_batch", "1024", "--logging_steps", "2"]
