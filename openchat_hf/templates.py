@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -175,14 +174,13 @@ class ChatTemplate:
         """
         if not spans or not len(offsets):
             return [0] * len(offsets)
-        # fromiter over the flattened pairs is faster than np.asarray on a list of tuples.
-        tokens = np.fromiter(chain.from_iterable(offsets), dtype=np.int64, count=2 * len(offsets)).reshape(-1, 2)
+        tokens = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
         starts, ends = np.asarray(spans, dtype=np.int64).T
         first = np.searchsorted(ends, tokens[:, 0], side="right")
         inside = first < len(ends)
-        mask = np.zeros(len(tokens), dtype=np.int8)
+        mask = np.zeros(len(tokens), dtype=bool)
         mask[inside] = tokens[inside, 1] > starts[first[inside]]
-        return mask.tolist()
+        return mask.astype(np.int8).tolist()
 
     def tokenize(
         self,

@@ -49,3 +49,11 @@ def tiny_llama_dir(tmp_path_factory):
 def tiny_bigcode_dir(tmp_path_factory):
     """A saved tiny random-init GPTBigCode (StarCoder-shaped) base model + tokenizer (no EOT yet)."""
     return save_tiny_base(tmp_path_factory.mktemp("tiny_bigcode"), "gpt_bigcode")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_dir(tiny_llama_dir, tmp_path_factory):
+    """The tiny LLaMA patched for ``openchat`` (EOT token, chat template, generation EOS), as `openchat-hf patch` does."""
+    from openchat_hf.modeling import patch_model
+
+    return patch_model(tiny_llama_dir, tmp_path_factory.mktemp("tiny_chat") / "tiny-openchat", "openchat")

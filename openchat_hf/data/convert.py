@@ -76,6 +76,12 @@ def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list
     return sorted(perm[n_eval:].tolist()), sorted(perm[:n_eval].tolist())
 
 
+def _drop_reason(length: int, supervise_mask: list[int], max_length: int) -> str:
+    if length > max_length:
+        return TOO_LONG
+    return "" if 1 in supervise_mask else NO_SUPERVISED_TOKENS
+
+
 def converted_schema() -> pa.Schema:
     """Arrow schema of :func:`convert_batch`'s output (ids as int32, mask as int8)."""
     return pa.schema(
@@ -101,10 +107,7 @@ def convert_batch(
     """
     chats = template.tokenize_batch(batch["messages"], max_length=max_length if overflow == "truncate" else None)
     lengths = [len(chat.input_ids) for chat in chats]
-    reasons = [
-        TOO_LONG if length > max_length else "" if 1 in chat.supervise_mask else NO_SUPERVISED_TOKENS
-        for length, chat in zip(lengths, chats)
-    ]
+    reasons = [_drop_reason(length, chat.supervise_mask, max_length) for length, chat in zip(lengths, chats)]
     texts = [template.render(m).text if with_text else "" for m in batch["messages"]]
     columns = {
         "input_ids": [chat.input_ids for chat in chats],

@@ -23,23 +23,6 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def tiny_chat_dir(tiny_llama_dir, tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from openchat_hf.templates import setup_tokenizer
-
-    out = tmp_path_factory.mktemp("eval_served") / "tiny-chat"
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
-    setup_tokenizer(tokenizer, "openchat")
-    model.resize_token_embeddings(len(tokenizer))
-    model.config.openchat_model_type = "openchat"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def served_model(tiny_chat_dir):
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -84,7 +67,7 @@ def test_answers_from_our_server_judged_and_reported(tmp_path, served_model, jud
                 "--base-url",
                 served_model,
                 "--model",
-                "tiny-chat",
+                "tiny-openchat",
                 "--out",
                 str(tmp_path / "answers"),
                 "--question-ids",
@@ -97,7 +80,7 @@ def test_answers_from_our_server_judged_and_reported(tmp_path, served_model, jud
         )
         == 0
     )
-    rows = [json.loads(line) for line in (tmp_path / "answers" / "tiny-chat.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "answers" / "tiny-openchat.jsonl").read_text().splitlines()]
     assert sorted(str(r["question_id"]) for r in rows) == ids
     assert all(r["generation"]["temperature"] == 0 and r["usage"]["completion_tokens"] <= 16 for r in rows)
     assert (
@@ -106,7 +89,7 @@ def test_answers_from_our_server_judged_and_reported(tmp_path, served_model, jud
                 "eval",
                 "judge",
                 "--answers",
-                str(tmp_path / "answers" / "tiny-chat.jsonl"),
+                str(tmp_path / "answers" / "tiny-openchat.jsonl"),
                 "--baseline",
                 "gpt35",
                 "--judge-base-url",
@@ -121,7 +104,7 @@ def test_answers_from_our_server_judged_and_reported(tmp_path, served_model, jud
     )
     assert main(["eval", "report", str(tmp_path / "judge"), "--out", str(tmp_path / "report")]) == 0
     (model,) = json.loads((tmp_path / "report" / "report.json").read_text())["models"]
-    assert model["model"] == "tiny-chat" and model["n_questions"] == 3
+    assert model["model"] == "tiny-openchat" and model["n_questions"] == 3
     # a random-init model's answers carry no quality marker: 6 like the baseline, so ties after both orders
     assert (model["ties"], model["failures"]) == (3, 0) and model["relative_score"] == 1.0
     assert [q["answer"] for q in model["questions"]] == [

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serving_helpers import MODEL_NAME, ServerThread, build_chat_checkpoint
+from serving_helpers import MODEL_NAME, ServerThread
 
 
 @pytest.fixture(scope="session")
-def chat_model_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    return build_chat_checkpoint(tmp_path_factory.mktemp("serving") / MODEL_NAME, Path(tiny_llama_dir))
+def chat_model_dir(tiny_chat_dir) -> Path:
+    assert Path(tiny_chat_dir).name == MODEL_NAME  # the served name defaults to the folder's name
+    return Path(tiny_chat_dir)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
@@ -46,27 +45,3 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(30)
-
-
-def build_chat_checkpoint(out: Path, base_dir: Path) -> Path:
-    """Base tiny LLaMA + EOT token + chat template + generation eos [eos, eot] + openchat_model_type, saved."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
-    try:
-        from openchat_hf.modeling import add_eot_token
-    except ImportError:  # the modeling area is not there: do by hand what add_eot_token does
-        from openchat_hf.templates import eot_token_id, setup_tokenizer
-
-        setup_tokenizer(tokenizer, "openchat")
-        model.resize_token_embeddings(len(tokenizer))
-        eot = eot_token_id(tokenizer, "openchat")
-        model.config.openchat_model_type = "openchat"
-        model.generation_config.eos_token_id = [tokenizer.eos_token_id, eot]
-    else:
-        add_eot_token(model, tokenizer, "openchat")
-        model.config.openchat_model_type = "openchat"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
