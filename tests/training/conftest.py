@@ -9,20 +9,9 @@ from training_helpers import tokenized_rows
 
 
 @pytest.fixture(scope="session")
-def patched_tiny(tiny_llama_dir, tmp_path_factory):
-    """A tiny LLaMA base patched with the EOT token (modeling.add_eot_token when present), saved with its tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from openchat_hf.training.model import ensure_eot
-
-    out = tmp_path_factory.mktemp("patched_tiny")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
-    ensure_eot(model, tokenizer, "openchat")
-    model.config.openchat_model_type = "openchat"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+def patched_tiny(tiny_chat_dir):
+    """The tiny LLaMA base patched for ``openchat`` (the shared fixture of tests/conftest.py)."""
+    return tiny_chat_dir
 
 
 @pytest.fixture(scope="session")
