@@ -227,7 +227,7 @@ def _evaluate(cli: str, out: Path, base_url: str, model_name: str, questions: in
          "--out", answers_dir, "--question-ids", *ids, "--max-tokens", "48", "--temperature", "0"],
         env=env,
     )  # fmt: skip
-    answers_file = next(iter(sorted(answers_dir.glob("*.jsonl"))))
+    answers_file = answers_dir / f"{model_name}.jsonl"
     _run(
         [cli, "eval", "judge", "--answers", answers_file, "--baseline", VICUNA_ANSWERS_DIR / "answer_gpt35.jsonl",
          "--judge-base-url", judge_url, "--judge-model", judge_model, "--out", judge_dir, "--question-ids", *ids, *judge_extra],

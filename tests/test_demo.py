@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,24 @@ def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     for step in ("data", "patched", "checkpoint", "export"):
         assert f"reusing {out / step}" in second.stdout
+
+    # Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the server is up stops everything.
+    port = _free_port()
+    log = tmp_path / "interrupted.log"
+    with open(log, "w") as sink:
+        run = subprocess.Popen(
+            [*cmd[:4], "--port", str(port), "--questions", "20"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while "eval answers" not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert run.poll() is None, log.read_text()[-3000:]
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(timeout=60) == 130
+    assert "openchat-hf demo: interrupted" in log.read_text()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # the server released its port
