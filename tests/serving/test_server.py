@@ -186,6 +186,36 @@ def test_async_client_and_concurrent_requests_are_batched_and_independent(server
     assert backend.stats()["max_batch"] >= 2
 
 
+def test_final_only_request_gets_one_event_with_the_incremental_result(backend):
+    from openchat_hf.serving.backends.base import GenerationRequest, SamplingParams
+
+    ids = ChatTemplate("openchat", backend.tokenizer).tokenize(HELLO, add_generation_prompt=True).input_ids
+
+    async def run(incremental):
+        params = SamplingParams(12, temperature=0.9, seed=7)
+        return [e async for e in backend.stream(GenerationRequest(ids, "", params, incremental))]
+
+    pieces, (final,) = asyncio.run(run(True)), asyncio.run(run(False))
+    assert len(pieces) == 12
+    assert final.text == "".join(e.text for e in pieces)
+    assert final.token_ids == [t for e in pieces for t in e.token_ids]
+    assert (final.completion_tokens, final.finish_reason) == (12, pieces[-1].finish_reason)
+
+
+def test_non_streaming_requests_are_not_woken_per_token(client, backend):
+    before = backend.stats()["events"]
+    reply = chat(client, max_tokens=12, temperature=0)
+    assert reply.usage.completion_tokens == 12
+    assert backend.stats()["events"] - before == 2  # the final text and the end marker
+    before = backend.stats()["events"]
+    text, _, _ = streamed(client, max_tokens=12, temperature=0)
+    assert backend.stats()["events"] - before == 13  # one per token, then the end marker
+    assert text == reply.choices[0].message.content
+    before = backend.stats()["events"]
+    chat(client, max_tokens=12, temperature=0, stop=["never appears"])  # stop strings are watched token by token
+    assert backend.stats()["events"] - before == 13
+
+
 def test_huggingface_hub_inference_client(server, monkeypatch):
     from huggingface_hub import InferenceClient, constants
 

@@ -23,11 +23,16 @@ class SamplingParams:
 
 @dataclass
 class GenerationRequest:
-    """One sequence to generate: the prompt as ids (and as text, for text-only upstreams) and its settings."""
+    """One sequence to generate: the prompt as ids (and as text, for text-only upstreams) and its settings.
+
+    ``incremental=False`` says the caller only needs the final result (a non-streaming request without stop
+    strings): a backend may then send a single event with the whole text instead of one per token.
+    """
 
     prompt_ids: list[int]
     prompt_text: str
     params: SamplingParams
+    incremental: bool = True
 
 
 @dataclass

@@ -58,19 +58,30 @@ class OpenAIBackend(Backend):
         kwargs: dict[str, Any] = {"stop": p.stop} if p.stop else {}
         if p.seed is not None:
             kwargs["seed"] = p.seed
+        common = dict(
+            model=self.model,
+            prompt=prompt,
+            max_tokens=p.max_tokens,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            presence_penalty=p.presence_penalty,
+            frequency_penalty=p.frequency_penalty,
+            **kwargs,
+        )
         count = 0
         try:
+            if not request.incremental:  # one JSON answer: no SSE parsing, one event
+                reply = await self.client.completions.create(**common)
+                choice = reply.choices[0]
+                text = choice.text or ""
+                if reply.usage is not None:
+                    count = reply.usage.completion_tokens
+                else:  # an upstream without usage: count the answer with our tokenizer
+                    count = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                yield GenerationEvent(text, [], count, "length" if choice.finish_reason == "length" else "stop")
+                return
             stream = await self.client.completions.create(
-                model=self.model,
-                prompt=prompt,
-                max_tokens=p.max_tokens,
-                temperature=p.temperature,
-                top_p=p.top_p,
-                presence_penalty=p.presence_penalty,
-                frequency_penalty=p.frequency_penalty,
-                stream=True,
-                stream_options={"include_usage": True},
-                **kwargs,
+                **common, stream=True, stream_options={"include_usage": True}
             )
             finish = None
             async with stream:

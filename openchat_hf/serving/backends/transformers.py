@@ -5,12 +5,15 @@ this CPU it gave no speed-up over one-at-a-time ``generate`` for the tiny model,
 this module has a small scheduler of its own: one worker thread owns the model; every step it prefills newly
 arrived requests (left-padded), merges their KV cache into the running batch, decodes one token for every running
 sequence with per-row sampling (own ``torch.Generator`` per request, so a seed gives the same output), and drops
-finished or cancelled rows. The event loop only exchanges messages with the worker, so it is never blocked.
+finished or cancelled rows. The event loop only exchanges messages with the worker, so it is never blocked: each step
+hands the new text of all sequences over in one wake-up per event loop, and a request that needs only its final text
+(``GenerationRequest.incremental=False``) is decoded once and sent one event when it finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import queue
 import random
@@ -85,11 +88,27 @@ class TransformersBackend(Backend):
         self.eos_token_ids = set(eos_token_ids)
         self.max_batch_size = max_batch_size
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        config = model.config
+        self.max_context = int(
+            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048)
+        )
+        # Prefill computes logits for the last position only where the model supports it.
+        self._prefill_kwargs = (
+            {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        )
         self._torch = torch
         self._inbox: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._stats = {"requests": 0, "finished": 0, "cancelled": 0, "generated_tokens": 0, "steps": 0, "max_batch": 0}
+        self._stats = {
+            "requests": 0,
+            "finished": 0,
+            "cancelled": 0,
+            "generated_tokens": 0,
+            "steps": 0,
+            "max_batch": 0,
+            "events": 0,
+        }
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
@@ -205,7 +224,12 @@ class TransformersBackend(Backend):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         logits = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            **self._prefill_kwargs,
         ).logits[:, -1, :]
         incoming = _Batch(new, cache, mask, mask.sum(-1), logits.float(), torch.zeros_like(logits, dtype=torch.float))
         merged = incoming if batch is None or not batch.seqs else batch.merge(incoming)
@@ -216,6 +240,7 @@ class TransformersBackend(Backend):
         """Sample one token per running sequence, emit text, drop finished rows, then run the next forward."""
         torch = self._torch
         tokens = self._sample(batch)
+        lengths = batch.lengths.tolist()
         keep: list[int] = []
         outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Sequence, Any]]] = {}
         for i, seq in enumerate(batch.seqs):
@@ -225,21 +250,24 @@ class TransformersBackend(Backend):
             token = tokens[i]
             seq.generated.append(token)
             self._stats["generated_tokens"] += 1
-            params = seq.request.params
             finish = None
             if token in self.eos_token_ids:
                 finish = "stop"
-            elif len(seq.generated) >= params.max_tokens or int(batch.lengths[i]) + 1 >= self.max_context:
+            elif len(seq.generated) >= seq.request.params.max_tokens or lengths[i] + 1 >= self.max_context:
                 finish = "length"
-            text = self._delta(seq, final=finish is not None)
-            items = outbox.setdefault(seq.loop, [])
-            items.append((seq, GenerationEvent(text, [token], len(seq.generated), finish)))
-            if finish is not None:
-                seq.finished = True
-                items.append((seq, _DONE))
-                self._stats["finished"] += 1
-            else:
+            if finish is None:
                 keep.append(i)
+                if not seq.request.incremental:  # the caller waits for the final text only: no event, no wake-up
+                    continue
+                event = GenerationEvent(self._delta(seq, final=False), [token], len(seq.generated))
+                outbox.setdefault(seq.loop, []).append((seq, event))
+                continue
+            ids = [token] if seq.request.incremental else list(seq.generated)
+            event = GenerationEvent(self._delta(seq, final=True), ids, len(seq.generated), finish)
+            outbox.setdefault(seq.loop, []).extend(((seq, event), (seq, _DONE)))
+            seq.finished = True
+            self._stats["finished"] += 1
+        self._stats["events"] += sum(len(items) for items in outbox.values())
         _deliver(outbox)
         self._stats["steps"] += 1
         if not keep:
@@ -261,10 +289,6 @@ class TransformersBackend(Backend):
         )
         batch.logits = out.logits[:, -1, :].float()
         return batch
-
-    @property
-    def max_context(self) -> int:
-        return int(getattr(self.config, "max_position_embeddings", None) or getattr(self.config, "n_positions", 2048))
 
     def _sample(self, batch: _Batch) -> list[int]:
         """Penalties, temperature, top-p, then one draw per row from that row's own generator."""
