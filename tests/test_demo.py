@@ -82,5 +82,5 @@ def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
         os.killpg(run.pid, signal.SIGINT)
         assert run.wait(timeout=60) == 130
     assert "openchat-hf demo: interrupted" in log.read_text()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # the server released its port
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))  # the server is gone: nothing listens on its port any more

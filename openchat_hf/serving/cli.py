@@ -38,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from openchat_hf.serving.app import ServerConfig, create_app
     from openchat_hf.serving.backends import load_backend
     from openchat_hf.serving.errors import ServingError
@@ -68,8 +66,24 @@ def serve(args: argparse.Namespace) -> int:
     )
     app = create_app(backend, config)
     print(f"Serving {config.model_name!r} ({args.backend}) at http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
+    server = _graceful_server(app, host=args.host, port=args.port)
+    server.run()
+    if server.should_exit:
+        print("openchat-hf serve: stopped", flush=True)
     return 0
+
+
+def _graceful_server(app, *, host: str, port: int):
+    """A uvicorn server that shuts down on Ctrl-C / SIGTERM and returns, instead of re-raising the signal afterwards
+    (uvicorn does, and the re-raised SIGINT interrupts the app's lifespan task: a traceback on every clean stop)."""
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)  # a second Ctrl-C still forces the exit
+            self._captured_signals.clear()
+
+    return GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5))
 
 
 def add_subcommands(subparsers) -> None:
