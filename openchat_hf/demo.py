@@ -112,7 +112,9 @@ def run_demo(output_dir: str | Path, *, port: int = DEFAULT_PORT, questions: int
     if (data / "report.json").exists():
         print(f"reusing {data}")
     else:
-        _run([cli, "data", "run", SAMPLE_SHAREGPT_DIR, data, "--model-types", "openchat", "--tokenizer", base], env=env)
+        _run(
+            [cli, "data", "run", SAMPLE_SHAREGPT_DIR, data, "--model-types", "openchat", "--tokenizer", base], env=env
+        )
     report = json.loads((data / "report.json").read_text())
     summary["data"] = {"dir": str(data), "report": str(data / "report.json"), "kept": report.get("kept")}
 
