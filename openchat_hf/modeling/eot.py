@@ -12,7 +12,7 @@ from openchat_hf.templates import eot_token_id, setup_tokenizer
 
 logger = logging.getLogger(__name__)
 
-EOT_INITS = ("mean", "normal")
+EOT_INITS = ("mean", "normal", "copy")
 
 
 def _is_tied(model: Any) -> bool:
@@ -37,12 +37,15 @@ def _gathered(*params: Any) -> Any:
     return contextlib.nullcontext()
 
 
-def _init_rows(weight: Any, rows: list[int], n_reference: int, init: str, std: float) -> None:
-    """Initialise ``weight[rows]`` in place: mean of ``weight[:n_reference]`` (in fp32) or N(0, std)."""
+def _init_rows(weight: Any, rows: list[int], n_reference: int, init: str, std: float, source: int | None) -> None:
+    """Initialise ``weight[rows]`` in place: mean of ``weight[:n_reference]`` (in fp32), a copy of ``weight[source]``
+    or N(0, std)."""
     import torch
 
     with torch.no_grad():
-        if init == "mean":
+        if init == "copy":
+            weight[rows] = weight[source].clone().expand(len(rows), -1)
+        elif init == "mean":
             value = weight[:n_reference].float().mean(dim=0)
             weight[rows] = value.to(weight.dtype).expand(len(rows), -1)
         else:
@@ -68,8 +71,10 @@ def add_eot_token(model: Any, tokenizer: Any, model_type: ModelType | str, init:
 
     Calls :func:`openchat_hf.templates.setup_tokenizer` (EOT special token, pad token, chat template), grows the input
     embeddings and an untied LM head to the tokenizer's size (a tied head stays tied), and initialises the new rows
-    with ``init`` (default: the model type's ``eot_init``): ``"mean"`` of the existing rows computed in fp32 (LLaMA)
-    or ``"normal"`` with std ``eot_init_std`` (StarCoder). Records ``openchat_model_type`` and ``openchat_eot_init``
+    with ``init`` (default: the model type's ``eot_init``): ``"mean"`` of the existing rows computed in fp32 (LLaMA),
+    ``"normal"`` with std ``eot_init_std`` (StarCoder), or ``"copy"`` of the tokenizer's own EOS row (an instruct
+    model that already ends its turns with that token, e.g. SmolLM2's ``<|im_end|>``: the new token starts where
+    the model already stops, and fine-tuning separates the two). Records ``openchat_model_type`` and ``openchat_eot_init``
     in ``model.config`` and makes ``generation_config.eos_token_id`` a list that includes the EOT id.
     Calling it again on a model that already has the token changes no weights.
     """
@@ -81,6 +86,9 @@ def add_eot_token(model: Any, tokenizer: Any, model_type: ModelType | str, init:
     if embeddings is None:
         raise ModelingError(f"{type(model).__name__} has no input embeddings; add_eot_token needs a causal LM.")
 
+    source = tokenizer.eos_token_id if init == "copy" else None
+    if init == "copy" and source is None:
+        raise ModelingError("--eot-init copy needs a tokenizer with an EOS token to copy; use mean or normal.")
     had_eot = mt.eot_token in tokenizer.get_vocab()
     old_rows = _rows(embeddings)
     n_reference = min(len(tokenizer), old_rows)
@@ -95,19 +103,21 @@ def add_eot_token(model: Any, tokenizer: Any, model_type: ModelType | str, init:
         rows = sorted({*range(old_rows, new_rows), eot_id})
         weight = model.get_input_embeddings().weight
         with _gathered(weight):
-            _init_rows(weight, rows, n_reference, init, mt.eot_init_std)
+            _init_rows(weight, rows, n_reference, init, mt.eot_init_std, source)
         head = model.get_output_embeddings()
         if head is not None and not tied:
             bias = getattr(head, "bias", None)
             with _gathered(head.weight, bias):
-                _init_rows(head.weight, rows, n_reference, init, mt.eot_init_std)
+                _init_rows(head.weight, rows, n_reference, init, mt.eot_init_std, source)
                 if bias is not None:
-                    _init_rows(bias.unsqueeze(-1), rows, n_reference, "mean", 0.0)
+                    _init_rows(bias.unsqueeze(-1), rows, n_reference, "mean", 0.0, None)
         if tied and not _is_tied(model):  # pragma: no cover - transformers re-ties after resizing
             raise ModelingError("Resizing untied the input and output embeddings; please report this.")
         model.config.openchat_eot_init = init
         if init == "normal":
             model.config.openchat_eot_init_std = mt.eot_init_std
+        if init == "copy":
+            model.config.openchat_eot_init_from = tokenizer.convert_ids_to_tokens(source)
         logger.info(
             "Added %s (id %d) to a %d-token vocabulary: %d new row(s), init=%s, %s head",
             mt.eot_token,
