@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "openchat_hf.evaluation.cli",  # eval
     "openchat_hf.visualization.cli",  # visualize
     "openchat_hf.demo",  # demo
+    "openchat_hf.assets",  # assets
 )
 
 

@@ -17,6 +17,8 @@ from openchat_hf.model_types import get_model_type  # noqa: E402
 from openchat_hf.templates import setup_tokenizer  # noqa: E402
 from openchat_hf.tiny import build_tiny_tokenizer, save_tiny_base  # noqa: E402
 
+pytest_plugins = ["real_assets"]  # real tokenizers and SmolLM2 from the package index (tests/real_assets.py)
+
 STYLE_OF_FAMILY = {"llama": "llama", "mistral": "llama", "gpt_bigcode": "gpt2"}
 
 
