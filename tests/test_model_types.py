@@ -57,3 +57,53 @@ def test_invalid_model_types_are_rejected(kwargs, message):
     base = {"name": "x", "family": "llama", "max_length": 16}
     with pytest.raises(ModelTypeError, match=message):
         ModelType(**{**base, **kwargs})
+
+
+# ------------------------------------------------------------------------------- openchat_hf.json and model_type_of
+def test_folder_info_round_trip_and_validation(tmp_path):
+    from openchat_hf.folder_info import FOLDER_INFO_FILE, FolderInfoError, read_folder_info, write_folder_info
+
+    assert read_folder_info(tmp_path / "missing") == {}
+    write_folder_info(tmp_path, model_type=get_model_type("opencoder"), kind="patched")
+    info = read_folder_info(tmp_path)
+    assert (info["model_type"], info["tokenization"], info["kind"]) == ("opencoder", "joint", "patched")
+    write_folder_info(tmp_path, kind="export", extra="kept")  # merged over what the folder holds
+    assert read_folder_info(tmp_path) == {**info, "kind": "export", "extra": "kept"}
+    with pytest.raises(ModelTypeError, match="Unknown model type 'nope'"):
+        write_folder_info(tmp_path, model_type="nope")
+    with pytest.raises(FolderInfoError, match="tokenization must be one of joint, segment"):
+        write_folder_info(tmp_path, tokenization="word")
+    (tmp_path / FOLDER_INFO_FILE).write_text("[1, 2")
+    with pytest.raises(FolderInfoError, match="Cannot read .*openchat_hf.json"):
+        read_folder_info(tmp_path)
+
+
+def test_model_type_of_is_one_rule_for_every_kind_of_folder(tmp_path):
+    import json
+
+    from openchat_hf.folder_info import FolderInfoError, model_type_of, write_folder_info
+
+    recorded = tmp_path / "recorded"
+    write_folder_info(recorded, model_type="openchat_8192")
+    (recorded / "config.json").write_text(json.dumps({"model_type": "llama", "openchat_model_type": "openchat"}))
+    assert model_type_of(recorded).name == "openchat_8192"  # openchat_hf.json wins over config.json
+    assert model_type_of(recorded, "openchat_8192").name == "openchat_8192"
+    with pytest.raises(FolderInfoError, match="'openchat_8192', not 'openchat'; pass --model-type openchat_8192"):
+        model_type_of(recorded, "openchat")
+
+    legacy = tmp_path / "legacy"  # written before openchat_hf.json existed
+    legacy.mkdir()
+    (legacy / "config.json").write_text(json.dumps({"model_type": "gpt_bigcode", "openchat_model_type": "opencoder"}))
+    assert model_type_of(legacy).name == "opencoder"
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    assert model_type_of(base, "openchat").name == "openchat"
+    with pytest.raises(FolderInfoError, match="is a llama model but model type 'opencoder' is for gpt_bigcode"):
+        model_type_of(base, "opencoder")
+    with pytest.raises(FolderInfoError, match=r"pass --model-type \(for a llama model: openchat, openchat_8192\)"):
+        model_type_of(base)
+    (base / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    with pytest.raises(FolderInfoError, match="register a model type with family='qwen2'"):
+        model_type_of(base, "openchat")
