@@ -167,11 +167,11 @@ def model_type_of(folder: str | Path, explicit: str | ModelType | None = None, *
 
     ``config`` (a ``PretrainedConfig`` or dict) replaces reading ``config.json`` when ``folder`` is not local.
     """
-    folder = Path(folder)
+    source, folder = str(folder), Path(folder)
     config = config if config is not None else _config_json(folder)
     return resolve_model_type(
         recorded_model_type(folder, config),
         explicit,
         architecture=_config_get(config, "model_type"),
-        source=str(folder),
+        source=source,
     )
