@@ -30,6 +30,7 @@ from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, MODEL_FILTERED, keep_
 from openchat_hf.data.legacy import legacy_paths, write_legacy_split
 from openchat_hf.data.report import add_drops, check_report, new_report, write_report
 from openchat_hf.data.sources import READ_REASONS, discover_inputs
+from openchat_hf.folder_info import template_tokenization, write_folder_info
 from openchat_hf.model_types import ModelTypeError, parse_model_types
 
 logger = logging.getLogger(__name__)
@@ -252,6 +253,7 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
     dataset_dict.save_to_disk(
         str(output_dir / name), num_shards={s: 1 if len(d) == 0 else None for s, d in splits.items()}
     )
+    write_folder_info(output_dir / name, model_type=name, kind="data", tokenization=template_tokenization(template))
     logger.info("%s: %d train / %d eval conversations -> %s", name, result["train"], result["eval"], output_dir / name)
     return result
 

@@ -69,16 +69,12 @@ def _model_context(config: Any) -> int | None:
 
 
 def resolve_model_type(backend: Backend, model_type: str | None) -> str:
-    """The model type from the option, else from ``config.openchat_model_type``; a clear error if neither."""
-    from openchat_hf.model_types import get_model_type
+    """The checkpoint's recorded model type; ``model_type`` must agree with it (see ``folder_info.model_type_of``)."""
+    from openchat_hf.folder_info import resolve_model_type as resolve
 
-    name = model_type or getattr(backend.config, "openchat_model_type", None)
-    if not name:
-        raise ServingError(
-            "The checkpoint has no 'openchat_model_type' in config.json; pass --model-type (e.g. openchat).",
-            status=500,
-        )
-    return get_model_type(name).name
+    recorded = getattr(backend.config, "openchat_model_type", None)
+    architecture = getattr(backend.config, "model_type", None)
+    return resolve(recorded, model_type, architecture=architecture, source="The checkpoint").name
 
 
 class _Server:

@@ -48,7 +48,7 @@ class OpenChatSFTConfig(SFTConfig):
 
     model_type: str | None = field(
         default=None,
-        metadata={"help": "openchat_hf model type; default: the model's config.openchat_model_type, else 'openchat'."},
+        metadata={"help": "openchat_hf model type; default: the one the model records (a base model needs it)."},
     )
     padding_free: bool = field(
         default=True,
