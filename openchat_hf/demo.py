@@ -67,9 +67,15 @@ TINY_PLAN = DemoPlan(
 SERVED_MODEL_NAME = REAL_PLAN.served_model_name
 
 
+def shell_line(cmd: list[str]) -> str:
+    """``cmd`` as one shell line (arguments with spaces or ``${...}`` defaults in double quotes)."""
+    return " ".join(f'"{part}"' if (" " in part or "${" in part) else part for part in cmd)
+
+
 def demo_commands(plan: DemoPlan = REAL_PLAN, d: str = "$D", base: str = "$BASE") -> dict[str, list[str]]:
     """The CLI command of each step, as a user would type it (the README prints these; a test keeps them in step)."""
     return {
+        **({} if plan.tiny else {"fetch": ["openchat-hf", "assets", "fetch", REAL_ASSET]}),
         "data": ["openchat-hf", "data", "run", "openchat_hf/resources/sample_sharegpt", f"{d}/data",
                  "--model-types", "openchat", "--tokenizer", base, "--eval-ratio", plan.eval_ratio],
         "patch": ["openchat-hf", "patch", base, f"{d}/patched", "--model-type", "openchat",
@@ -78,6 +84,8 @@ def demo_commands(plan: DemoPlan = REAL_PLAN, d: str = "$D", base: str = "$BASE"
                   "--config", plan.recipe,
                   "--model_name_or_path", f"{d}/patched", "--dataset_path", f"{d}/data/openchat",
                   "--output_dir", f"{d}/checkpoint"],
+        "checks": ["python", "-m", "openchat_hf.demo_checks", f"{d}/patched", f"{d}/data/openchat",
+                   f"{d}/checks/before.json"],
         "export": ["openchat-hf", "export", f"{d}/checkpoint", f"{d}/export"],
         "serve": ["openchat-hf", "serve", f"{d}/export", "--port", "18888", "--model-name", plan.served_model_name],
         "embeddings_page": ["openchat-hf", "visualize", "embeddings", f"{d}/data/clean", f"{d}/viz"],

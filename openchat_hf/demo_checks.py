@@ -34,12 +34,12 @@ def held_out_prompts(count: int = 16) -> list[str]:
 
 def _load(model_dir: str | Path) -> tuple[Any, Any, Any]:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from openchat_hf.model_types import get_model_type
+    from openchat_hf.folder_info import model_type_of
     from openchat_hf.templates import ChatTemplate
 
-    model_type = get_model_type(AutoConfig.from_pretrained(str(model_dir)).openchat_model_type)
+    model_type = model_type_of(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     model.eval()

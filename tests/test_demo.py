@@ -1,4 +1,4 @@
-"""The README's first command end to end: `openchat-hf demo` on the embedded tiny default (CPU)."""
+"""The README's first command end to end: `openchat-hf demo --tiny` (the same loop on a tiny random-init model)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from openchat_hf.demo import SERVED_MODEL_NAME
+from openchat_hf.demo import TINY_PLAN
+
+SERVED_MODEL_NAME = TINY_PLAN.served_model_name
 
 
 def _free_port() -> int:
@@ -26,7 +28,7 @@ def _free_port() -> int:
 def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
     out = tmp_path / "demo"
     cli = Path(sys.executable).parent / "openchat-hf"
-    cmd = [str(cli), "demo", "--output-dir", str(out), "--port", str(_free_port()), "--questions", "2"]
+    cmd = [str(cli), "demo", "--tiny", "--output-dir", str(out), "--port", str(_free_port()), "--questions", "2"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("OPENCHAT_JUDGE_BASE_URL", None)
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
@@ -69,7 +71,7 @@ def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
     log = tmp_path / "interrupted.log"
     with open(log, "w") as sink:
         run = subprocess.Popen(
-            [*cmd[:4], "--port", str(port), "--questions", "20"],
+            [*cmd[:5], "--port", str(port), "--questions", "20"],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
