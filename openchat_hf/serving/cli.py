@@ -26,9 +26,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-keys",
         default=os.environ.get("OPENCHAT_API_KEYS", ""),
-        help="comma-separated accepted keys (default: env OPENCHAT_API_KEYS; none = no authentication)",
+        help="comma-separated accepted keys (default: env OPENCHAT_API_KEYS; none = no authentication); "
+        "prefer the variable or --api-key-file: arguments are visible in `ps`",
     )
+    parser.add_argument("--api-key-file", help="file with accepted keys, one per line")
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="allow a non-loopback --host without API keys (refused otherwise)",
+    )
+    parser.add_argument("--allowed-hosts", default="", help="comma-separated Host header names accepted (any)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="most sequences generated together")
+    parser.add_argument(
+        "--max-queue", type=int, default=128, help="sequences that may wait for the batch; more get 429"
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=30.0,
+        help="seconds running requests get after SIGTERM before they end with a 503 error",
+    )
     parser.add_argument("--max-context", type=int, help="context length (default: model type / model config)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--dtype", help="torch dtype (default: bfloat16 on GPU, float32 on CPU)")
@@ -41,6 +58,7 @@ def serve(args: argparse.Namespace) -> int:
     from openchat_hf.serving.app import ServerConfig, create_app
     from openchat_hf.serving.backends import load_backend
     from openchat_hf.serving.errors import ServingError
+    from openchat_hf.serving.security import is_loopback, read_key_file
 
     if args.max_batch_size < 1:
         raise ServingError("--max-batch-size must be at least 1.")
@@ -48,6 +66,18 @@ def serve(args: argparse.Namespace) -> int:
         from openchat_hf.folder_info import model_type_of
 
         args.model_type = model_type_of(args.model, args.model_type).name
+    if args.max_queue < 0 or args.shutdown_grace < 0:
+        raise ServingError("--max-queue and --shutdown-grace must not be negative.")
+    keys = [k.strip() for k in args.api_keys.split(",") if k.strip()]
+    if args.api_key_file:
+        keys += read_key_file(args.api_key_file)
+    if not keys and not is_loopback(args.host):
+        if not args.allow_unauthenticated:
+            raise ServingError(
+                f"Refusing to serve on {args.host} without an API key: anyone who can reach it could use the model. "
+                "Set OPENCHAT_API_KEYS or --api-key-file, or pass --allow-unauthenticated."
+            )
+        print(f"Warning: serving on {args.host} without an API key (--allow-unauthenticated).", flush=True)
     backend = load_backend(
         args.model,
         args.backend,
@@ -62,32 +92,43 @@ def serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         model_name=args.model_name or Path(args.model).resolve().name,
         model_type=args.model_type,
-        api_keys=tuple(k.strip() for k in args.api_keys.split(",") if k.strip()),
+        api_keys=tuple(keys),
         log_conversations=args.log_conversations,
         cors_origins=tuple(o.strip() for o in args.cors_origins.split(",") if o.strip()),
+        allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
         max_request_bytes=args.max_request_bytes,
         max_context=args.max_context,
+        max_batch_size=args.max_batch_size,
+        max_queue=args.max_queue,
+        shutdown_grace=args.shutdown_grace,
     )
     app = create_app(backend, config)
     print(f"Serving {config.model_name!r} ({args.backend}) at http://{args.host}:{args.port}/v1", flush=True)
-    server = _graceful_server(app, host=args.host, port=args.port)
+    server = _graceful_server(app, host=args.host, port=args.port, grace=args.shutdown_grace)
     server.run()
     if server.should_exit:
         print("openchat-hf serve: stopped", flush=True)
     return 0
 
 
-def _graceful_server(app, *, host: str, port: int):
-    """A uvicorn server that shuts down on Ctrl-C / SIGTERM and returns, instead of re-raising the signal afterwards
-    (uvicorn does, and the re-raised SIGINT interrupts the app's lifespan task: a traceback on every clean stop)."""
+def _graceful_server(app, *, host: str, port: int, grace: float):
+    """A uvicorn server that drains on Ctrl-C / SIGTERM and returns.
+
+    The first signal stops accepting connections and starts the app's drain: new requests get 503, running ones
+    have ``grace`` seconds to finish, then each ends with a 503 error (streams: an error event and ``[DONE]``).
+    uvicorn's own cut-off comes a few seconds later, only as a backstop. The signal is not re-raised afterwards
+    (uvicorn does, and the re-raised SIGINT interrupts the app's lifespan task: a traceback on every clean stop).
+    """
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
+            app.state.service.admission.begin_drain(grace)
             super().handle_exit(sig, frame)  # a second Ctrl-C still forces the exit
             self._captured_signals.clear()
 
-    return GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5))
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=grace + 5)
+    return GracefulServer(config)
 
 
 def add_subcommands(subparsers) -> None:

@@ -73,7 +73,17 @@ def with_(**changes):
         (with_(stream="yes"), 400, "stream", None),
         (with_(logit_bias={"1": 5}), 400, "logit_bias", "unsupported_parameter"),
         (with_(tools=[{"type": "function"}]), 400, "tools", "unsupported_parameter"),
-        (with_(response_format={"type": "json_object"}), 400, "response_format", "unsupported_parameter"),
+        (with_(response_format={"type": "xml"}), 400, "response_format.type", None),
+        (with_(response_format={"type": "json_schema"}), 400, "response_format", None),
+        (with_(response_format={"type": "json_schema", "json_schema": {"schema": {"type": 5}}}), 400, None, None),
+        (with_(stream_options={"include_usage": True}), 400, "stream_options", None),
+        (with_(stream=False, stream_options={"include_usage": True}), 400, "stream_options", None),
+        (with_(messages=[{"role": "user", "content": "a", "name": "bob"}]), 400, "messages.0.name", None),
+        (with_(stop="x" * 1001), 400, "stop", None),
+        (with_(messages=[{"role": "user", "content": "\ud800"}]), 400, None, "invalid_text"),
+        (with_(model="\udfff"), 400, None, "invalid_text"),
+        (with_(**{"\ud800": 1}), 400, None, "invalid_text"),
+        (with_(tools=[{"type": "function"}], tool_choice="none"), 400, "tools", "unsupported_parameter"),
         (with_(logprobs=True), 400, "logprobs", "unsupported_parameter"),
         (with_(foo=1), 400, "foo", "unknown_parameter"),
         (with_(model="gpt-4"), 404, "model", "model_not_found"),
@@ -88,6 +98,44 @@ def test_bad_requests(server, body, status, param, code):
 def test_null_unsupported_parameters_are_ignored(server):
     response = post(server, with_(logit_bias=None, tools=None, seed=-(2**63)))
     assert response.status_code == 200 and response.json()["usage"]["completion_tokens"] == 2
+
+
+def test_harmless_values_that_clients_send_by_default_are_accepted(server):
+    response = post(server, with_(logprobs=False, tools=[], tool_choice="none", response_format={"type": "text"}))
+    assert response.status_code == 200, response.text
+    assert_error(post(server, with_(logprobs=0)), 400, "logprobs")  # not the same value: false only
+
+
+def test_lone_surrogates_get_a_400_and_the_connection_stays_usable(server):
+    """A lone surrogate used to give a 500 and reset the keep-alive connection (the next request failed too)."""
+    raw = b'{"model": "%s", "messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 2}' % (
+        MODEL_NAME.encode()
+    )
+    ports = set()
+    with httpx.Client(base_url=server.url, headers={**AUTH, "Content-Type": "application/json"}) as http:
+        for body in (raw, raw.replace(b"content", b"\\udc00"), json.dumps(GOOD).encode()):
+            response = http.post("/v1/chat/completions", content=body)
+            ports.add(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+            assert response.status_code in (200, 400), response.text
+            if response.status_code == 400:
+                assert response.json()["error"]["code"] in ("invalid_text", "unknown_parameter")
+    assert len(ports) == 1  # all three requests on the same connection
+
+
+def test_non_json_media_type_is_415(server):
+    for media in ("text/plain", "application/x-www-form-urlencoded", ""):
+        response = httpx.post(
+            server.url + "/v1/chat/completions", content=json.dumps(GOOD), headers={**AUTH, "Content-Type": media}
+        )
+        assert_error(response, 415, code="unsupported_media_type")
+
+
+def test_openapi_and_docs_need_the_key(server):
+    assert_error(httpx.get(server.url + "/openapi.json"), 401)
+    assert_error(httpx.get(server.url + "/docs"), 401)
+    schema = httpx.get(server.url + "/openapi.json", headers=AUTH)
+    assert schema.status_code == 200 and "/v1/chat/completions" in schema.json()["paths"]
+    assert httpx.get(server.url + "/docs", headers=AUTH).status_code == 200
 
 
 def test_api_keys(server):

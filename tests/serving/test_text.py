@@ -93,7 +93,7 @@ def test_sampling_is_reproducible_per_seed(backend, top_p):
             seq.generator = torch.Generator().manual_seed(seed)
             seqs.append(seq)
         batch = _Batch(seqs, None, None, None, logits, torch.zeros_like(logits))
-        return [TransformersBackend._sample(backend, batch) for _ in range(5)]
+        return [TransformersBackend._sample(backend, batch)[0] for _ in range(5)]
 
     assert draw(1) == draw(1) != draw(2)
     if top_p < 1:  # nucleus: only tokens inside the top-p mass are ever drawn

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from openchat_hf.serving.errors import ServingError
+
 
 @dataclass
 class SamplingParams:
@@ -19,6 +21,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     stop: list[str] = field(default_factory=list)
+    json_schema: dict | bool | None = None  # response_format: the JSON schema the answer must match
 
 
 @dataclass
@@ -54,10 +57,12 @@ class Backend(ABC):
         tokenizer: the served checkpoint's tokenizer (prompts are rendered and counted locally for every backend).
         config: the checkpoint's ``PretrainedConfig`` (model type, context length).
         unsupported_params: request parameters this backend cannot honour (the server answers 400 for them).
+        response_formats: the ``response_format`` types it honours (advertised in ``GET /v1/models``).
     """
 
     name: str = "base"
     unsupported_params: frozenset[str] = frozenset()
+    response_formats: tuple[str, ...] = ("text",)
 
     def __init__(self, tokenizer: Any, config: Any) -> None:
         self.tokenizer = tokenizer
@@ -71,10 +76,19 @@ class Backend(ABC):
         """Called once when the server stops."""
         return None
 
+    def prepare(self, params: SamplingParams) -> None:
+        """Check ``params`` before the response starts (e.g. compile a JSON schema); raise a 4xx ServingError."""
+        if params.json_schema is not None and "json_schema" not in self.response_formats:
+            raise ServingError(
+                f"response_format is not supported by the {self.name} backend.",
+                param="response_format",
+                code="unsupported_parameter",
+            )
+
     @abstractmethod
     def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         """Yield the completion of ``request`` piece by piece; closing the iterator cancels the generation."""
 
     def stats(self) -> dict[str, Any]:
-        """Counters for ``/health`` and the tests."""
+        """Counters for ``/metrics`` and the tests (``running`` / ``waiting`` sequences where the backend knows)."""
         return {}

@@ -17,6 +17,7 @@ class OpenAIBackend(Backend):
     """Stream ``/v1/completions`` of an upstream OpenAI-compatible server."""
 
     name = "openai"
+    response_formats = ("text", "json_object", "json_schema")  # passed upstream as a json_schema response_format
 
     def __init__(
         self,
@@ -58,6 +59,9 @@ class OpenAIBackend(Backend):
         kwargs: dict[str, Any] = {"stop": p.stop} if p.stop else {}
         if p.seed is not None:
             kwargs["seed"] = p.seed
+        if p.json_schema is not None:  # vLLM / SGLang / openchat-hf take response_format on /v1/completions too
+            schema = {"name": "response", "schema": p.json_schema}
+            kwargs["extra_body"] = {"response_format": {"type": "json_schema", "json_schema": schema}}
         common = dict(
             model=self.model,
             prompt=prompt,

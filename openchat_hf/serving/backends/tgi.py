@@ -20,6 +20,7 @@ class TGIBackend(Backend):
 
     name = "tgi"
     unsupported_params = frozenset({"presence_penalty"})  # TGI has no presence penalty
+    response_formats = ("text", "json_object", "json_schema")  # sent as TGI's JSON grammar
 
     def __init__(self, url: str, tokenizer: Any, config: Any, *, eot_token: str, timeout: float = 600) -> None:
         super().__init__(tokenizer, config)
@@ -48,6 +49,8 @@ class TGIBackend(Backend):
             "return_full_text": False,
             "frequency_penalty": p.frequency_penalty or None,
         }
+        if p.json_schema is not None:
+            kwargs["grammar"] = {"type": "json", "value": p.json_schema}
         if p.temperature == 0:
             kwargs["do_sample"] = False
         else:  # TGI wants temperature > 0 and 0 < top_p < 1

@@ -5,9 +5,13 @@ this CPU it gave no speed-up over one-at-a-time ``generate`` for the tiny model,
 this module has a small scheduler of its own: one worker thread owns the model; every step it prefills newly
 arrived requests (left-padded), merges their KV cache into the running batch, decodes one token for every running
 sequence with per-row sampling (own ``torch.Generator`` per request, so a seed gives the same output), and drops
-finished or cancelled rows. The event loop only exchanges messages with the worker, so it is never blocked: each step
-hands the new text of all sequences over in one wake-up per event loop, and a request that needs only its final text
+finished or cancelled rows. At most ``max_batch_size`` sequences run together; the others wait in arrival order.
+The event loop only exchanges messages with the worker, so it is never blocked: each step hands the new text of all
+sequences over in one wake-up per event loop, and a request that needs only its final text
 (``GenerationRequest.incremental=False``) is decoded once and sent one event when it finishes.
+
+A request can only ever fail itself: a row whose sampling breaks (non-finite probabilities, a grammar with no next
+token) is failed and dropped alone; a failed prefill fails only the sequences it was admitting.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ class _Sequence:
     out: asyncio.Queue
     generator: Any = None
     generated: list[int] = field(default_factory=list)
-    emitted_chars: int = 0
+    prefix_offset: int = 0  # incremental detokenization: the text of generated[prefix_offset:read_offset] is sent
+    read_offset: int = 0
+    constraint: Any = None  # a structured.JsonConstraint for response_format
     cancelled: bool = False
     finished: bool = False
 
@@ -86,12 +92,23 @@ class TransformersBackend(Backend):
             eos = model.config.eos_token_id if eos is None else eos
             eos_token_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
         self.eos_token_ids = set(eos_token_ids)
+        if max_batch_size < 1:
+            raise ServingError("max_batch_size must be at least 1.")
         self.max_batch_size = max_batch_size
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        config = model.config
-        self.max_context = int(
-            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048)
+        from openchat_hf.modeling.context import context_length
+
+        self.max_context = context_length(model.config) or 2048
+        from openchat_hf.serving import structured
+
+        vocab = int(model.get_output_embeddings().weight.shape[0]) if model.get_output_embeddings() is not None else 0
+        self.structured = (
+            structured.StructuredOutput(tokenizer, vocab or len(tokenizer), sorted(self.eos_token_ids))
+            if structured.available() and getattr(tokenizer, "is_fast", False)
+            else None
         )
+        self.response_formats = structured.RESPONSE_FORMATS if self.structured else ("text",)
+        self.on_step: Any = None  # called with the batch size of every decoding step (the /metrics histogram)
         # Prefill computes logits for the last position only where the model supports it.
         self._prefill_kwargs = (
             {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
@@ -108,6 +125,8 @@ class TransformersBackend(Backend):
             "steps": 0,
             "max_batch": 0,
             "events": 0,
+            "failed": 0,
+            "running": 0,
         }
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -146,7 +165,12 @@ class TransformersBackend(Backend):
             self._thread = None
 
     def stats(self) -> dict[str, Any]:
-        return dict(self._stats)
+        return {**self._stats, "waiting": self._inbox.qsize()}
+
+    def prepare(self, params) -> None:
+        super().prepare(params)
+        if params.json_schema is not None:
+            self.structured.grammar(params.json_schema)  # a 400 now, before any response is sent
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         if self._thread is None:
@@ -173,39 +197,55 @@ class TransformersBackend(Backend):
         with torch.inference_mode():
             while not self._stopping.is_set():
                 running = 0 if batch is None else len(batch.seqs)
-                new: list[_Sequence] = []
-                try:
-                    # Block only when idle; otherwise pick up whatever arrived since the last step.
-                    item = self._inbox.get(timeout=0.5) if running == 0 else self._inbox.get_nowait()
-                    while True:
-                        if item is None:
-                            break
-                        if not item.cancelled:
-                            new.append(item)
-                        if running + len(new) >= self.max_batch_size:
-                            break
-                        item = self._inbox.get_nowait()
-                except queue.Empty:
-                    pass
-                try:
-                    if new:
-                        batch = self._admit(batch, new)
-                    if batch is not None and batch.seqs:
-                        batch = self._step(batch)
-                except Exception as err:  # a model failure must not kill the worker: fail the affected requests
-                    logger.exception("Generation failed")
-                    failed = (batch.seqs if batch is not None else []) + new
-                    for seq in failed:
-                        seq.send(ServingError("Generation failed inside the model.", status=500, type="server_error"))
-                        seq.send(_DONE)
-                    del err
+                new = self._take(self.max_batch_size - running, block=running == 0)
+                if new:
+                    try:
+                        incoming = self._prefill(new)
+                    except Exception:  # only the sequences being admitted fail
+                        logger.exception("Prefill failed")
+                        self._fail(new, "Generation failed inside the model.")
+                        incoming = None
+                    if incoming is not None:
+                        batch = incoming if batch is None or not batch.seqs else batch.merge(incoming)
+                        self._stats["max_batch"] = max(self._stats["max_batch"], len(batch.seqs))
+                self._stats["running"] = 0 if batch is None else len(batch.seqs)
+                if batch is None or not batch.seqs:
                     batch = None
+                    continue
+                try:
+                    batch = self._step(batch)
+                except Exception:  # a model failure must not kill the worker: fail the batch it was running
+                    logger.exception("Generation failed")
+                    self._fail(batch.seqs, "Generation failed inside the model.")
+                    batch = None
+                self._stats["running"] = 0 if batch is None else len(batch.seqs)
         if batch is not None:
             for seq in batch.seqs:
                 seq.send(_DONE)
 
-    def _admit(self, batch: _Batch | None, new: list[_Sequence]) -> _Batch:
-        """Prefill ``new`` sequences (left-padded) and merge them into the running batch."""
+    def _take(self, room: int, *, block: bool) -> list[_Sequence]:
+        """Up to ``room`` waiting sequences, in arrival order (blocking briefly when nothing runs)."""
+        new: list[_Sequence] = []
+        while len(new) < room:
+            try:
+                item = self._inbox.get(timeout=0.5) if block and not new else self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                break
+            if not item.cancelled:
+                new.append(item)
+        return new
+
+    def _fail(self, seqs: list[_Sequence], message: str) -> None:
+        for seq in seqs:
+            self._stats["failed"] += 1
+            seq.finished = True
+            seq.send(ServingError(message, status=500, type="server_error", code="generation_failed"))
+            seq.send(_DONE)
+
+    def _prefill(self, new: list[_Sequence]) -> _Batch:
+        """Prefill ``new`` sequences (left-padded) into a batch of their own (merged into the running one after)."""
         torch = self._torch
         from transformers import DynamicCache
 
@@ -213,6 +253,9 @@ class TransformersBackend(Backend):
             seed = seq.request.params.seed
             seq.generator = torch.Generator(device=self.device)
             seq.generator.manual_seed(seed % 2**64 if seed is not None else random.getrandbits(63))
+            schema = seq.request.params.json_schema
+            if schema is not None:
+                seq.constraint = self.structured.constraint(self.structured.grammar(schema))
         width = max(len(s.request.prompt_ids) for s in new)
         ids = torch.full((len(new), width), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(new), width), dtype=torch.long)
@@ -231,23 +274,26 @@ class TransformersBackend(Backend):
             use_cache=True,
             **self._prefill_kwargs,
         ).logits[:, -1, :]
-        incoming = _Batch(new, cache, mask, mask.sum(-1), logits.float(), torch.zeros_like(logits, dtype=torch.float))
-        merged = incoming if batch is None or not batch.seqs else batch.merge(incoming)
-        self._stats["max_batch"] = max(self._stats["max_batch"], len(merged.seqs))
-        return merged
+        return _Batch(new, cache, mask, mask.sum(-1), logits.float(), torch.zeros_like(logits, dtype=torch.float))
 
     def _step(self, batch: _Batch) -> _Batch | None:
         """Sample one token per running sequence, emit text, drop finished rows, then run the next forward."""
         torch = self._torch
-        tokens = self._sample(batch)
+        if self.on_step is not None:
+            self.on_step(len(batch.seqs))
+        tokens, broken = self._sample(batch)
         lengths = batch.lengths.tolist()
         keep: list[int] = []
         outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Sequence, Any]]] = {}
+        failed: list[_Sequence] = []
         for i, seq in enumerate(batch.seqs):
             if seq.cancelled:
                 self._stats["cancelled"] += 1
                 continue
             token = tokens[i]
+            if i in broken or not self._advance(seq, token):
+                failed.append(seq)
+                continue
             seq.generated.append(token)
             self._stats["generated_tokens"] += 1
             finish = None
@@ -269,6 +315,8 @@ class TransformersBackend(Backend):
             self._stats["finished"] += 1
         self._stats["events"] += sum(len(items) for items in outbox.values())
         _deliver(outbox)
+        if failed:
+            self._fail(failed, "Sampling failed for this request (non-finite probabilities or no allowed token).")
         self._stats["steps"] += 1
         if not keep:
             return None
@@ -290,40 +338,80 @@ class TransformersBackend(Backend):
         batch.logits = out.logits[:, -1, :].float()
         return batch
 
-    def _sample(self, batch: _Batch) -> list[int]:
-        """Penalties, temperature, top-p, then one draw per row from that row's own generator."""
+    def _advance(self, seq: _Sequence, token: int) -> bool:
+        """Move the sequence's grammar (if any) past ``token``; ``False`` when that fails."""
+        if seq.constraint is None or token in self.eos_token_ids:
+            return True
+        try:
+            seq.constraint.advance(token)
+        except Exception:
+            logger.exception("Grammar failed for one request")
+            return False
+        return True
+
+    def _sample(self, batch: _Batch) -> tuple[list[int], set[int]]:
+        """Grammar masks, penalties, temperature, top-p, then one draw per row from that row's own generator.
+
+        Returns the tokens and the rows whose sampling broke (non-finite probabilities, a grammar with no next
+        token): those rows fail alone, every other row's token is unaffected by them.
+        """
         torch = self._torch
         logits = batch.logits
-        params = [s.request.params for s in batch.seqs]
+        seqs = batch.seqs
+        params = [s.request.params for s in seqs]
+        broken: set[int] = set()
+        constrained = [i for i, s in enumerate(seqs) if s.constraint is not None and not s.cancelled]
+        if constrained:
+            logits = logits.clone()
+            for i in constrained:
+                try:
+                    logits[i].masked_fill_(~seqs[i].constraint.allowed().to(logits.device), float("-inf"))
+                except Exception:
+                    logger.exception("Grammar failed for one request")
+                    broken.add(i)
         if any(p.presence_penalty or p.frequency_penalty for p in params):
             presence = torch.tensor([p.presence_penalty for p in params], device=logits.device)[:, None]
             frequency = torch.tensor([p.frequency_penalty for p in params], device=logits.device)[:, None]
             logits = logits - presence * (batch.counts > 0).float() - frequency * batch.counts
-        greedy = logits.argmax(-1).tolist()
-        tokens = []
-        for i, p in enumerate(params):
-            if p.temperature == 0:
-                tokens.append(greedy[i])
-                continue
-            row = logits[i] / p.temperature
-            probs = torch.softmax(row, -1)
-            if p.top_p < 1.0:
-                sorted_probs, order = probs.sort(descending=True)
-                cumulative = sorted_probs.cumsum(-1)
-                drop = cumulative - sorted_probs > p.top_p  # keep the smallest set reaching top_p
-                sorted_probs[drop] = 0.0
-                probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-            tokens.append(int(torch.multinomial(probs, 1, generator=batch.seqs[i].generator)))
-        return tokens
+        tokens = logits.argmax(-1).tolist()
+        rows = [i for i, p in enumerate(params) if p.temperature != 0 and i not in broken]
+        if rows:
+            index = torch.tensor(rows, device=logits.device)
+            temperature = torch.tensor([params[i].temperature for i in rows], device=logits.device)[:, None]
+            probs = torch.softmax(logits[index] / temperature, -1)
+            top_p = torch.tensor([params[i].top_p for i in rows], device=logits.device)[:, None]
+            if bool((top_p < 1).any()):
+                sorted_probs, order = probs.sort(-1, descending=True)
+                drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
+                probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+            cdf = probs.cumsum(-1)
+            total = cdf[:, -1]
+            ok = (torch.isfinite(probs).all(-1) & (total > 0)).tolist()
+            draws = torch.stack([torch.rand((), generator=seqs[i].generator, device=logits.device) for i in rows])
+            picked = torch.searchsorted(cdf, (draws * total)[:, None], right=True)[:, 0]
+            picked = picked.clamp(max=probs.shape[-1] - 1).tolist()
+            for j, i in enumerate(rows):
+                if ok[j]:
+                    tokens[i] = picked[j]
+                else:
+                    broken.add(i)
+        return tokens, broken
 
     def _delta(self, seq: _Sequence, *, final: bool) -> str:
-        """New whole characters since the last event (an incomplete UTF-8 sequence waits for its next token)."""
-        text = self.tokenizer.decode(seq.generated, skip_special_tokens=True)
-        if not final and text.endswith("\ufffd"):
+        """New whole characters since the last event (an incomplete UTF-8 sequence waits for its next token).
+
+        Incremental detokenization as in TGI / vLLM: only the tokens since ``prefix_offset`` are decoded, and the
+        text of ``generated[prefix_offset:read_offset]`` (already sent) is cut off the front, so a step costs the same
+        however long the answer is, and a word-leading space is decoded as in the full text.
+        """
+        ids = seq.generated
+        decode = self.tokenizer.decode
+        sent = decode(ids[seq.prefix_offset : seq.read_offset], skip_special_tokens=True)
+        text = decode(ids[seq.prefix_offset :], skip_special_tokens=True)
+        if (not final and text.endswith("\ufffd")) or len(text) <= len(sent):
             return ""
-        delta = text[seq.emitted_chars :]
-        seq.emitted_chars = len(text)
-        return delta
+        seq.prefix_offset, seq.read_offset = seq.read_offset, len(ids)
+        return text[len(sent) :]
 
 
 class _Batch:
