@@ -70,6 +70,9 @@ def add_subcommands(subparsers) -> None:
     push.add_argument("output", metavar="OUTPUT", help="folder written by `openchat-hf data run`")
     push.add_argument("repo_id", metavar="user/name", help="dataset repository id")
     push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument(
+        "--license", default=None, help="license id of the dataset card (default: other; see the card's note)"
+    )
     push.set_defaults(func=_push)
     data.set_defaults(func=lambda args: data.print_help() or 2)
 
@@ -109,6 +112,6 @@ def _run(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from openchat_hf.data.hub import push_dataset
 
-    info = push_dataset(args.output, args.repo_id, private=args.private or None)
+    info = push_dataset(args.output, args.repo_id, private=args.private or None, license=args.license)
     print(f"Pushed {args.output} to {getattr(info, 'commit_url', None) or args.repo_id}")
     return 0

@@ -317,8 +317,8 @@ def _outcome_messages(report: dict[str, Any], config: PipelineConfig) -> list[st
     if report["duplicate_ids"]["ids"]:
         dup = report["duplicate_ids"]
         messages.append(
-            f"{dup['ids']} ids are carried by {dup['records']} kept conversations of different content (all kept; "
-            f"see {DUPLICATE_IDS})."
+            f"{dup['ids']} id{'s are' if dup['ids'] != 1 else ' is'} carried by {dup['records']} kept "
+            f"conversations of different content (all kept; see {DUPLICATE_IDS})."
         )
     return messages
 
@@ -377,6 +377,8 @@ def _convert(
         splits[split] = converted.select(keep)
     result = {
         "tokenizer": str(tokenizer_path),
+        "tokenizer_info": _tokenizer_info(tokenizer, tokenizer_path, model_type),
+        "template": _template_info(template, model_type),
         "max_length": model_type.max_length,
         "input": len(converted),
         "train": len(splits["train"]),
@@ -401,6 +403,35 @@ def _convert(
     )
     logger.info("%s: %d train / %d eval conversations -> %s", name, result["train"], result["eval"], output_dir / name)
     return result
+
+
+def _tokenizer_info(tokenizer, path, model_type) -> dict[str, Any]:
+    """What identifies the tokenizer a model type was tokenized with (for the dataset card)."""
+    import hashlib
+
+    file = Path(path) / "tokenizer.json"
+    return {
+        "name_or_path": str(getattr(tokenizer, "name_or_path", "") or path),
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "bos_token": tokenizer.bos_token,
+        "eot_token": model_type.eot_token,
+        "eot_token_id": tokenizer.convert_tokens_to_ids(model_type.eot_token),
+        "sha256": hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else None,
+    }
+
+
+def _template_info(template, model_type) -> dict[str, Any]:
+    example = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    return {
+        "family": model_type.family,
+        "user_prefix": model_type.user_prefix,
+        "assistant_prefix": model_type.assistant_prefix,
+        "system_prefix": model_type.system_prefix,
+        "eot_token": model_type.eot_token,
+        "add_bos": model_type.add_bos,
+        "example": template.render(example).text,
+    }
 
 
 def _jsonable(config: PipelineConfig) -> dict[str, Any]:

@@ -114,8 +114,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     if dup.get("ids"):
         lines += ["", "## Duplicate ids", ""]
         lines.append(
-            f"{dup['ids']} ids are carried by {dup['records']} kept conversations of different content "
-            "(all kept; every one is listed in `duplicate_ids.jsonl`), e.g.:"
+            f"{dup['ids']} id{'s are' if dup['ids'] != 1 else ' is'} carried by {dup['records']} kept "
+            "conversations of different content (all kept; every one is listed in `duplicate_ids.jsonl`), e.g.:"
         )
         for e in dup["examples"]:
             where = ", ".join(f"{r['source']}#{r['index']}" for r in e["records"])

@@ -125,3 +125,36 @@ def test_model_folder_inside_the_input_is_skipped_and_reported(tmp_path, tiny_ll
         "base-model: a model (config.json, generation_config.json, model.safetensors, tokenizer.json)"
     ]
     assert "Skipped base-model: a model" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_duplicate_ids_with_different_content_are_reported(tmp_path):
+    conv = [{"id": "same", "conversations": conversation(i)["items"], "model": "Model: GPT-4"} for i in range(3)]
+    conv.append({"id": "same", "conversations": conversation(0)["items"], "model": "Model: GPT-4"})  # a true copy
+    conv.append({"id": "other", "conversations": conversation(7)["items"], "model": "Model: GPT-4"})
+    write_dump(tmp_path / "in" / "a.json", conv[:2])
+    write_dump(tmp_path / "in" / "b.json", conv[2:])
+    report = run_pipeline(tmp_path / "in", tmp_path / "out", PipelineConfig())
+    assert report["kept"] == 4 and report["steps"]["dedup"] == {"duplicate": 1}
+    records = [{"source": "a.json", "index": 0}, {"source": "a.json", "index": 1}, {"source": "b.json", "index": 0}]
+    assert report["duplicate_ids"] == {"ids": 1, "records": 3, "examples": [{"id": "same", "records": records}]}
+    lines = (tmp_path / "out" / "duplicate_ids.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"id": "same", "records": records}]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Duplicate ids" in md and "- `same`: a.json#0, a.json#1, b.json#0" in md
+    assert any("1 id is carried by 3 kept conversations of different content" in m for m in report["messages"])
+
+
+def test_real_markdown_answer_that_is_an_html_page_survives_the_pipeline(tmp_path):
+    page = next(t for t in REAL if t.startswith("<!DOCTYPE html>"))
+    fenced = next(t for t in REAL if "<html" in t and not t.startswith("<!DOCTYPE"))
+    rows = [
+        {
+            "id": "a",
+            "conversations": [{"from": "human", "value": "Write a joke page."}, {"from": "gpt", "value": page}],
+        },
+        {"id": "b", "conversations": [{"from": "human", "value": "Make it red."}, {"from": "gpt", "value": fenced}]},
+    ]
+    write_dump(tmp_path / "dump.json", rows)
+    run_pipeline(tmp_path / "dump.json", tmp_path / "out", PipelineConfig(filter_models=[]))
+    clean = datasets.load_from_disk(str(tmp_path / "out" / "clean"))
+    assert [row["messages"][1]["content"] for row in clean] == [page.strip(), fenced.strip()]
