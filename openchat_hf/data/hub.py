@@ -1,7 +1,7 @@
 """Push a pipeline output folder to the Hugging Face Hub as Parquet, loadable with no code.
 
-The repository gets one Parquet folder per dataset (``clean/`` and one per model type) and a ``README.md`` whose
-``configs`` metadata maps them to ``datasets`` configs: ``load_dataset("user/name")`` gives the clean conversations
+The repository gets one Parquet folder per dataset (``clean/`` and one per model type) and a dataset card
+(``README.md``, see :mod:`openchat_hf.data.card`) whose ``configs`` metadata maps them to ``datasets`` configs: ``load_dataset("user/name")`` gives the clean conversations
 (config ``default``, split ``train``); ``load_dataset("user/name", "openchat")`` the tokenized ``train`` / ``eval``
 splits of a model type.
 """
@@ -43,10 +43,14 @@ def _write_split(dataset, folder: Path, split: str, max_shard_bytes: int) -> lis
 
 
 def export_parquet(
-    output_dir: str | Path, export_dir: str | Path, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    output_dir: str | Path,
+    export_dir: str | Path,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    license: str | None = None,  # noqa: A002
 ) -> list[Path]:
-    """Write the files a push uploads (Parquet shards, ``README.md``, ``report.json``) to ``export_dir``."""
-    import yaml
+    """Write the files a push uploads (Parquet shards, the dataset card ``README.md``, ``report.json``) to
+    ``export_dir``; ``license``: the card's license id (default ``other``)."""
+    from openchat_hf.data.card import dataset_card
 
     output_dir, export_dir = Path(output_dir), Path(export_dir)
     report_path = output_dir / "report.json"
@@ -71,16 +75,7 @@ def export_parquet(
             data_files.append({"split": split, "path": [p.relative_to(export_dir).as_posix() for p in written]})
         entry = {"config_name": config_name, "data_files": data_files}
         configs.append({**entry, "default": True} if config_name == "default" else entry)
-    from openchat_hf.data.report import to_markdown
-
-    card = (
-        "---\n"
-        + yaml.safe_dump({"configs": configs, "tags": ["openchat-hf", "sharegpt"]}, sort_keys=False)
-        + "---\n\nConversations cleaned and tokenized by `openchat-hf data run`.\n\n"
-        + 'Load with `datasets.load_dataset(REPO)` (clean conversations) or `load_dataset(REPO, "MODEL_TYPE")`.\n\n'
-        + to_markdown(report).replace("# Data pipeline report", "## Data pipeline report")
-    )
-    (export_dir / "README.md").write_text(card, encoding="utf-8")
+    dataset_card(report, configs, license).save(export_dir / "README.md")
     (export_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return [export_dir / "README.md", export_dir / "report.json", *files]
 
@@ -93,6 +88,7 @@ def push_dataset(
     token: str | None = None,
     commit_message: str = "Upload openchat-hf dataset",
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    license: str | None = None,  # noqa: A002
 ):
     """Push a pipeline output folder to the dataset repo ``repo_id`` in one commit; return the ``CommitInfo``."""
     import httpx
@@ -103,7 +99,7 @@ def push_dataset(
         raise DataPipelineError(f"Repository id {repo_id!r} must look like 'user/name'.")
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="openchat-hf-push-") as tmp:
-        files = export_parquet(output_dir, tmp, max_shard_bytes=max_shard_bytes)
+        files = export_parquet(output_dir, tmp, max_shard_bytes=max_shard_bytes, license=license)
         operations = [
             CommitOperationAdd(path_in_repo=f.relative_to(tmp).as_posix(), path_or_fileobj=str(f)) for f in files
         ]

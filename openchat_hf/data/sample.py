@@ -126,7 +126,8 @@ def markdown_to_chatgpt_html(text: str) -> str:
 
 
 def human_html(text: str) -> str:
-    return html.escape(text, quote=False)
+    """A human turn as ShareGPT pages store it: plain text, HTML-escaped (quotes too: ``&quot;``, ``&#x27;``)."""
+    return html.escape(text)
 
 
 def _as_table(answer: str) -> str | None:

@@ -41,7 +41,7 @@ def test_sample_report_adds_up(sample_run):
 def test_sample_clean_dataset(sample_run):
     out, report = sample_run
     clean = datasets.load_from_disk(str(out / "clean"))
-    assert clean.column_names == ["id", "model", "messages", "source"]
+    assert clean.column_names == ["id", "model", "messages", "source", "index"]
     assert len(clean) == report["kept"]
     ids = set(clean["id"])
     assert "trimmed-leading-gpt" in ids  # leading assistant / trailing user turns trimmed, then kept
@@ -56,6 +56,11 @@ def test_sample_clean_dataset(sample_run):
         text = " ".join(m["content"] for m in row["messages"])
         assert "Copy code" not in text and "openai" not in text.lower() and "<div" not in text
     assert any("```cpp\n" in m["content"] for row in clean for m in row["messages"])
+    # Human turns of pages are HTML-escaped text (quotes too); the clean text has the characters back.
+    assert any("&#x27;" in p.read_text() for p in (SAMPLE_SHAREGPT_DIR / "ShareGPT").glob("mtbench-*.html"))
+    entities = ("&#x27;", "&quot;", "&lt;", "&gt;", "&amp;")
+    assert not [m for row in clean for m in row["messages"] if any(e in m["content"] for e in entities)]
+    assert any("'" in row["messages"][0]["content"] for row in clean if row["source"].endswith(".html"))
     assert any("| --- |" in m["content"] for row in clean for m in row["messages"])
 
 
