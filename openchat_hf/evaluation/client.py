@@ -51,7 +51,7 @@ def make_client(config: EndpointConfig):
     """An ``openai.AsyncOpenAI`` client for ``config``."""
     from openai import AsyncOpenAI
 
-    for name in ("httpx", "httpcore"):  # one INFO line per request would break the progress bars
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2"):  # an INFO line per request breaks the progress bars
         if logging.getLogger(name).level == logging.NOTSET:
             logging.getLogger(name).setLevel(logging.WARNING)
     return AsyncOpenAI(

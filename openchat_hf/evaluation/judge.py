@@ -82,6 +82,8 @@ class JudgeConfig:
         fixed = {"samples": spec.samples, "temperature": spec.temperature, "max_tokens": spec.max_tokens}
         fixed["parse_retries"] = spec.parse_retries
         fixed["json_mode"] = None if spec.json_verdicts else "off"
+        if spec.name == DEFAULT_PROTOCOL:
+            fixed = {}
         overrides = sorted(k for k, v in fixed.items() if v is not None and settings[k] != v)
         return {**settings, "overrides": overrides}
 
@@ -150,7 +152,7 @@ def check_meta(out_dir: Path, meta: dict, keys=("model", "baseline", "bench")) -
     if not path.is_file():
         return
     old = json.loads(path.read_text())
-    judge_keys = sorted((set(old.get("judge", {})) | set(meta["judge"])) - {"base_url"})
+    judge_keys = sorted((set(old.get("judge", {})) | set(meta["judge"])) - {"base_url", "overrides"})
     diffs = _differences(old, meta, keys) + [
         f"judge {d}" for d in _differences(old.get("judge", {}), meta["judge"], judge_keys)
     ]
