@@ -251,3 +251,26 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
             },
         )
+
+
+def messages_key(messages: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ReplayJudge(FakeOpenAI):
+    """A judge that answers only prompts it has recorded replies for (``responses[messages_key(messages)]``); any
+    other prompt (a prompt that differs by one byte) gets a 400, so a replay also checks the prompts exactly."""
+
+    def __init__(self, responses: dict[str, str]):
+        super().__init__("judge")
+        self.responses = responses
+
+    def reply(self, body: dict) -> tuple[int, str | None, dict]:
+        with self._lock:
+            self.requests.append(body)
+        if body.get("response_format"):
+            return 400, "response_format is not supported", {}
+        text = self.responses.get(messages_key(body["messages"]))
+        if text is None:
+            return 400, "no recorded review for this prompt", {}
+        return 200, text, {}

@@ -117,9 +117,7 @@ def test_a_python_tuple_of_scores_is_read_but_coordinates_are_not():
 
 
 def test_a_numbered_list_after_an_assistant_label_is_no_score():
-    text = (
-        "8 6\nAssistant 1: 1. Create a schedule, 2. Prioritize tasks.\nAssistant 2: 2. Take breaks is its main tip."
-    )
+    text = "8 6\nAssistant 1: 1. Create a schedule, 2. Prioritize tasks.\nAssistant 2: 2. Take breaks is its main tip."
     assert parse_pair_scores(text) == [8, 6]  # the first line, not "1" and "2" of the lists
     with pytest.raises(ScoreParseError):
         parse_pair_scores("Assistant 1: 1. Create a schedule\nAssistant 2: 1. Set goals")
