@@ -15,6 +15,7 @@ STEP_HELP = {
     "grade": "MT-bench single-answer grading ([[rating]] per turn, reference answers for math/reasoning/coding)",
     "report": "report.json + report.md from judge / grade folders",
     "export-alpaca": "AlpacaEval-format outputs (prompts downloaded only with --download: CC BY-NC)",
+    "agreement": "judge-human agreement: accuracy with / without ties, Cohen's kappa, per category, bootstrap CIs",
 }
 
 
@@ -215,6 +216,23 @@ def cmd_export_alpaca(args) -> int:
     return 0
 
 
+def cmd_agreement(args) -> int:
+    from openchat_hf.evaluation.agreement import compute_agreement, render_agreement, write_agreement
+
+    result = compute_agreement(
+        args.dirs,
+        args.labels,
+        labels_format=args.labels_format,
+        turn=args.turn,
+        n_resamples=args.bootstrap_resamples,
+        seed=args.seed,
+    )
+    path = write_agreement(result, args.out)
+    print(render_agreement(result))
+    print(f"wrote {path} and agreement.md")
+    return 0
+
+
 def add_step_parsers(steps) -> None:
     """Add the evaluation steps to an argparse sub-parsers object."""
     p = steps.add_parser("answers", help=STEP_HELP["answers"], description=STEP_HELP["answers"])
@@ -281,6 +299,21 @@ def add_step_parsers(steps) -> None:
     p.add_argument("--alpaca-file", help="convert a local alpaca_eval.json instead of downloading")
     p.add_argument("--questions-out", default="alpaca_eval_questions.jsonl", help="where --download writes")
     p.set_defaults(func=cmd_export_alpaca)
+
+    p = steps.add_parser("agreement", help=STEP_HELP["agreement"], description=STEP_HELP["agreement"])
+    p.add_argument("dirs", nargs="+", help="pairwise judge folders (or folders holding them)")
+    p.add_argument("--labels", required=True, help="human labels (JSON Lines or a JSON list)")
+    p.add_argument(
+        "--labels-format",
+        choices=["openchat-hf", "fastchat"],
+        default="openchat-hf",
+        help="openchat-hf: {question_id, model, baseline, winner}; fastchat: MT-bench human judgments layout",
+    )
+    p.add_argument("--turn", type=int, help="only the labels of this turn (FastChat's labels are per turn)")
+    p.add_argument("--out", required=True, help="folder for agreement.json and agreement.md")
+    p.add_argument("--bootstrap-resamples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_agreement)
 
 
 def add_subcommands(subparsers) -> None:
