@@ -68,6 +68,8 @@ def pairwise_model_entry(meta: dict, rows: list[dict], n_resamples: int = 1000, 
                 "model_score": model_score,
                 "baseline_score": baseline_score,
                 "outcome": outcome,
+                "protocol": row.get("protocol", _protocol(meta)["name"]),
+                "prompts_sha256": row.get("prompts_sha256", _protocol(meta)["prompts_sha256"]),
                 "verdict_source": row.get("verdict_source", "text"),
                 "reviews": row["reviews"],
             }

@@ -41,6 +41,9 @@ QUESTION_KEYS = {
     "baseline_score",
     "outcome",
     "reviews",
+    "protocol",
+    "prompts_sha256",
+    "verdict_source",
 }
 
 
