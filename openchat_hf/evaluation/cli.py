@@ -126,6 +126,8 @@ def cmd_judge(args) -> int:
     )
     if args.dry_run:
         return 0
+    if result.fastchat_file:
+        print(f"FastChat format: {result.fastchat_file} (show_result.py --mode pairwise-baseline reads it)")
     stats = result.stats
     print(
         f"{result.out_dir}: {result.judged} questions judged, {result.skipped} already there; {stats.calls} calls, "

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from openchat_hf.evaluation.prompts import (
 )
 from openchat_hf.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from openchat_hf.evaluation.questions import Question, load_questions, select_questions
-from openchat_hf.evaluation.records import AnswerSet, JsonlAppender, failure_row, load_answers, read_rows
+from openchat_hf.evaluation.records import AnswerSet, JsonlAppender, failure_row, load_answers, read_rows, slugify
 from openchat_hf.evaluation.reviewer import JSON_MODES, Reviewer, ReviewStats, Task
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class JudgeConfig:
             "temperature": pick_setting(self.temperature, spec.temperature, default_temperature),
             "max_tokens": pick_setting(self.max_tokens, spec.max_tokens, 1024),
             "parse_retries": pick_setting(self.parse_retries, spec.parse_retries, 2),
-            "aggregation": self.aggregation,
+            "aggregation": "fastchat-pair" if spec.verdicts else self.aggregation,
             "json_mode": self.json_mode or ("auto" if spec.json_verdicts else "off"),
         }
         fixed = {"samples": spec.samples, "temperature": spec.temperature, "max_tokens": spec.max_tokens}
@@ -107,6 +108,7 @@ class JudgeResult:
     endpoint_failures: list = field(default_factory=list)
     stats: ReviewStats = field(default_factory=ReviewStats)
     verdict_mode: str = "off"
+    fastchat_file: Path | None = None
 
 
 def _bench_of(answers: AnswerSet, config: JudgeConfig) -> str:
@@ -116,7 +118,7 @@ def _bench_of(answers: AnswerSet, config: JudgeConfig) -> str:
         rows = read_rows(answers.path)
         if rows and rows[0].get("bench"):
             return rows[0]["bench"]
-    return "vicuna"
+    return "mt_bench" if config.spec.verdicts else "vicuna"
 
 
 def _meta(config: JudgeConfig, model: AnswerSet, baseline: AnswerSet, bench: str, question_ids: list) -> dict:
@@ -197,7 +199,7 @@ def stale_rows(rows: list[dict], current: dict[str, dict]) -> dict[str, list[str
             continue
         stored = row.get("inputs") or {}
         for name, digest in current[qid].items():
-            if stored.get(name) != digest:
+            if stored.get(name) != digest and qid not in stale.get(name, []):
                 stale.setdefault(name, []).append(qid)
     return stale
 
@@ -245,7 +247,7 @@ def estimate(todo: list[Question], model: AnswerSet, baseline: AnswerSet, review
     calls = cached = prompt_chars = 0
     settings = config.resolved()
     for question in todo:
-        for task in pairs_for(question, model, baseline, config.spec).values():
+        for task in _tasks(question, model, baseline, config.spec).values():
             for sample in range(settings["samples"]):
                 if reviewer.is_cached(task, sample):
                     cached += 1
@@ -269,6 +271,85 @@ def format_estimate(est: dict, judge_model: str) -> str:
         f"({est['cached_calls']} cached), ~{est['prompt_tokens']:,} prompt tokens + at most "
         f"{est['max_completion_tokens']:,} completion tokens (parse retries add more), ~{est['minutes']} min"
     )
+
+
+def verdict_tasks(question: Question, model: AnswerSet, baseline: AnswerSet, spec: Protocol) -> dict:
+    """MT-bench pairwise: ``{(order, turn): Task}``, one game per turn, both orders (A = the first answer)."""
+    a, b = model.turns[str(question.question_id)], baseline.turns[str(question.question_id)]
+    tasks = {}
+    for turn in range(1, len(question.turns) + 1):
+        for order, (first, second) in (("model_first", (a, b)), ("baseline_first", (b, a))):
+            messages, name = spec.pair_turn_messages(question, first, second, turn)
+            tasks[(order, turn)] = Task(messages=messages, parse=spec.parse_verdict, json_name=name)
+    return tasks
+
+
+def _tasks(question, model, baseline, spec: Protocol) -> dict:
+    if spec.verdicts:
+        return verdict_tasks(question, model, baseline, spec)
+    return pairs_for(question, model, baseline, spec)
+
+
+VERDICT_POINTS = {"model": (1.0, 0.0), "baseline": (0.0, 1.0), "tie": (0.5, 0.5)}
+
+
+async def _judge_games(reviewer: Reviewer, question, model, baseline, spec: Protocol) -> dict[int, list[dict]]:
+    """``{turn: reviews}`` of one question under a verdict protocol (FastChat's g1 = model first, g2 = swapped)."""
+    tasks = verdict_tasks(question, model, baseline, spec)
+    results = await asyncio.gather(*(reviewer.review(task) for task in tasks.values()))
+    games: dict[int, list[dict]] = {}
+    for (order, turn), review, task in zip(tasks, results, tasks.values()):
+        winner = None
+        if review.value is not None:
+            first, second = ("model", "baseline") if order == "model_first" else ("baseline", "model")
+            winner = {"A": first, "B": second, "tie": "tie"}[review.value]
+        points = VERDICT_POINTS.get(winner, (None, None))
+        games.setdefault(turn, []).append(
+            {
+                "order": order,
+                "sample": 0,
+                "turn": turn,
+                "text": review.text,
+                "verdict": review.value,  # as the judge wrote it: A (the first answer), B or tie
+                "winner": winner,
+                "scores": None,
+                "model_score": points[0],
+                "baseline_score": points[1],
+                "error": review.error,
+                "scored_as_failure": False,
+                "attempts": review.attempts,
+                "verdict_source": review.verdict_source,
+                "prompt_name": task.json_name,
+                "user_prompt": task.messages[-1]["content"],
+            }
+        )
+    return games
+
+
+def fastchat_pair_rows(rows: list[dict], judge_model: str) -> list[dict]:
+    """Verdict rows as FastChat ``llm_judge`` pairwise rows (``model_judgment/<judge>_pair.jsonl``)."""
+    out = []
+    for row in rows:
+        by_order = {r["order"]: r for r in row["reviews"]}
+        g1, g2 = by_order["model_first"], by_order["baseline_first"]
+        as_fastchat = {"model": "model_1", "baseline": "model_2", "tie": "tie", None: "error"}
+        out.append(
+            {
+                "question_id": row["question_id"],
+                "model_1": row["model"],
+                "model_2": row["baseline"],
+                "g1_winner": as_fastchat[g1["winner"]],
+                "g2_winner": as_fastchat[g2["winner"]],
+                "judge": [judge_model, g1["prompt_name"]],
+                "g1_user_prompt": g1["user_prompt"],
+                "g1_judgment": g1["text"],
+                "g2_user_prompt": g2["user_prompt"],
+                "g2_judgment": g2["text"],
+                "turn": row["turn"],
+                "tstamp": row.get("tstamp", 0.0),
+            }
+        )
+    return out
 
 
 async def _judge_question(reviewer: Reviewer, question, model, baseline, samples: int, spec: Protocol) -> list[dict]:
@@ -304,7 +385,9 @@ async def _judge_question(reviewer: Reviewer, question, model, baseline, samples
     return reviews
 
 
-def _judgment_row(question: Question, model: AnswerSet, baseline: AnswerSet, reviews: list[dict], spec) -> dict:
+def _judgment_row(
+    question: Question, model: AnswerSet, baseline: AnswerSet, reviews: list[dict], spec, turn: int | None = None
+) -> dict:
     """One line of judgments.jsonl; single-turn texts as strings, multi-turn ones as lists."""
     qid = str(question.question_id)
 
@@ -324,6 +407,7 @@ def _judgment_row(question: Question, model: AnswerSet, baseline: AnswerSet, rev
         "prompts_sha256": spec.prompts_sha256,
         "verdict_source": "json" if sources == {"json"} else "text",
         "inputs": judgment_inputs(question, model, baseline),
+        **({"turn": turn, "tstamp": time.time()} if turn is not None else {}),
         "reviews": reviews,
     }
 
@@ -332,13 +416,13 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
     """Async core of :func:`run_judge`."""
     spec = config.spec
     settings = config.resolved()
-    if spec.pair_messages is None:
+    if spec.pair_messages is None and not spec.verdicts:
         raise EvaluationError(
             f"the {spec.name} protocol grades single answers: run `eval grade --protocol {spec.name}`"
         )
     if settings["samples"] < 1 or config.concurrency < 1 or settings["parse_retries"] < 0:
         raise EvaluationError("--samples and --concurrency must be at least 1, --parse-retries at least 0")
-    if config.aggregation not in AGGREGATIONS:
+    if settings["aggregation"] not in AGGREGATIONS:
         raise EvaluationError(f"--aggregation must be one of {', '.join(AGGREGATIONS)}")
     if settings["json_mode"] not in JSON_MODES:
         raise EvaluationError(f"--json-verdicts must be one of {', '.join(JSON_MODES)}")
@@ -379,6 +463,15 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
             ids = {qid for qids in stale.values() for qid in qids}
             redone = rewrite_without(judgments, lambda row: str(row["question_id"]) in ids)
             rows = read_rows(judgments)
+    if spec.verdicts:  # a question is done when every turn's game is there; a half-written one is redone
+        turns = {}
+        for row in rows:
+            turns.setdefault(str(row["question_id"]), set()).add(row.get("turn"))
+        expected = {str(q.question_id): set(range(1, len(q.turns) + 1)) for q in usable}
+        partial = {qid for qid, seen in turns.items() if qid in expected and seen != expected[qid]}
+        if partial and not dry_run:
+            rewrite_without(judgments, lambda row: str(row["question_id"]) in partial)
+            rows = read_rows(judgments)
     done = {str(row["question_id"]) for row in rows}
     todo = [q for q in usable if str(q.question_id) not in done]
     cache = JudgeCache(config.cache_path or out_dir / "cache.jsonl")
@@ -415,6 +508,8 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
 
         async def one(question: Question):
             try:
+                if spec.verdicts:
+                    return question, await _judge_games(reviewer, question, model, baseline, spec), None
                 reviews = await _judge_question(reviewer, question, model, baseline, settings["samples"], spec)
                 return question, reviews, None
             except EndpointError as err:
@@ -432,6 +527,11 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
                         failures = failures or JsonlAppender(out_dir / "failures.jsonl")
                         failures.write(failure_row("judge", question.question_id, err))
                         result.endpoint_failures.append(f"question {question.question_id}: {err}")
+                    elif spec.verdicts:
+                        for turn, game in reviews.items():
+                            out.write(_judgment_row(question, model, baseline, game, spec, turn=turn))
+                            result.failed_reviews += sum(r["error"] is not None for r in game)
+                        result.judged += 1
                     else:
                         out.write(_judgment_row(question, model, baseline, reviews, spec))
                         result.judged += 1
@@ -446,7 +546,21 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
         await client.close()
         if failures is not None:
             failures.close()
+    if spec.verdicts:
+        result.fastchat_file = write_fastchat_pair_file(out_dir, read_rows(judgments), config.endpoint.model)
     return result
+
+
+def write_fastchat_pair_file(out_dir: Path, rows: list[dict], judge_model: str) -> Path:
+    """``OUT/model_judgment/<judge>_pair.jsonl``, which FastChat's ``show_result.py --mode pairwise-baseline`` reads."""
+    path = out_dir / "model_judgment" / f"{slugify(judge_model)}_pair.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in fastchat_pair_rows(rows, judge_model):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def run_judge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -> JudgeResult:

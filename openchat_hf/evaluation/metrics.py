@@ -16,7 +16,7 @@ import numpy as np
 
 TIE_TOLERANCE = 1e-9
 WIN_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
-AGGREGATIONS = ("balanced", "faireval")
+AGGREGATIONS = ("balanced", "faireval", "fastchat-pair")
 
 
 def _mean(values: list[float]) -> float | None:
@@ -25,6 +25,8 @@ def _mean(values: list[float]) -> float | None:
 
 def question_scores(reviews: list[dict], aggregation: str = "balanced") -> tuple[float | None, float | None, str]:
     """``(model_score, baseline_score, outcome)`` of one question from its reviews (see the module docstring)."""
+    if aggregation == "fastchat-pair":
+        return _fastchat_pair(reviews)
     per_order: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for review in reviews:
         if review.get("model_score") is not None and (review.get("error") is None or review.get("scored_as_failure")):
@@ -44,6 +46,17 @@ def question_scores(reviews: list[dict], aggregation: str = "balanced") -> tuple
     else:
         outcome = "tie"
     return model_score, baseline_score, outcome
+
+
+def _fastchat_pair(reviews: list[dict]) -> tuple[float | None, float | None, str]:
+    """FastChat's MT-bench pairwise rule for one game (both orders): a win only when both orders name the same
+    winner, a tie otherwise; a game with an unreadable verdict is dropped (``failed``). Scores: 1 / 0.5 / 0 points."""
+    winners = [r.get("winner") for r in reviews]
+    if not winners or any(r.get("error") is not None or w is None for r, w in zip(reviews, winners)):
+        return None, None, "failed"
+    if winners[0] == "tie" or any(w != winners[0] for w in winners):
+        return 0.5, 0.5, "tie"
+    return (1.0, 0.0, "win") if winners[0] == "model" else (0.0, 1.0, "loss")
 
 
 def _counts(outcomes: list[str]) -> dict:

@@ -60,7 +60,14 @@ class Protocol:
     grade_messages: Callable[[Question, list[str], int], tuple[list[dict], str]] | None
     parse_rating: Callable[[str], float] | None
     rating_failure: float | None = None  # what FastChat writes for an unreadable rating (-1); None: null
+    # Verdict protocols (MT-bench pairwise): one game per turn, both orders, [[A]] / [[B]] / [[C]] verdicts.
+    pair_turn_messages: Callable[[Question, list[str], list[str], int], tuple[list[dict], str]] | None = None
+    parse_verdict: Callable[[str], str] | None = None
     source: str = ""
+
+    @property
+    def verdicts(self) -> bool:
+        return self.pair_turn_messages is not None
 
     @property
     def prompts_sha256(self) -> str:
@@ -193,6 +200,45 @@ def mt_bench_grade_messages(question: Question, answers: list[str], turn: int) -
     return [{"role": "system", "content": template["system_prompt"]}, {"role": "user", "content": user}], name
 
 
+def parse_mt_bench_verdict(text: str) -> str:
+    """FastChat ``llm_judge``'s ``[[A]]`` rule: ``[[A]]`` anywhere, else ``[[B]]``, else ``[[C]]`` (tie): A | B | tie."""
+    for mark, verdict in (("[[A]]", "A"), ("[[B]]", "B"), ("[[C]]", "tie")):
+        if mark in text:
+            return verdict
+    raise ScoreParseError("no [[A]] / [[B]] / [[C]] verdict (FastChat records an error)")
+
+
+def mt_bench_pair_messages(question: Question, answer_a: list[str], answer_b: list[str], turn: int):
+    """FastChat's pairwise judge prompt for the game of ``turn`` (``pair-v2`` / ``pair-math-v1`` and their
+    ``-multi-turn`` forms) and its name."""
+    prompts = {p["name"]: p for p in _jsonl("mt_bench/judge_prompts.jsonl")}
+    ref = question.category in MT_BENCH_REFERENCE_CATEGORIES
+    name = ("pair-math-v1" if ref else "pair-v2") + ("-multi-turn" if turn == 2 else "")
+    kwargs = {}
+    if ref:
+        if not question.reference:
+            raise EvaluationError(f"question {question.question_id} ({question.category}) needs a reference answer")
+        kwargs["ref_answer_1"] = question.reference[0]
+        if turn == 2:
+            kwargs["ref_answer_2"] = question.reference[1]
+    template = prompts[name]
+    if turn == 2:
+        user = template["prompt_template"].format(
+            question_1=question.turns[0],
+            question_2=question.turns[1],
+            answer_a_1=answer_a[0],
+            answer_b_1=answer_b[0],
+            answer_a_2=answer_a[1],
+            answer_b_2=answer_b[1],
+            **kwargs,
+        )
+    else:
+        user = template["prompt_template"].format(
+            question=question.turns[0], answer_a=answer_a[0], answer_b=answer_b[0], **kwargs
+        )
+    return [{"role": "system", "content": template["system_prompt"]}, {"role": "user", "content": user}], name
+
+
 def _ours_grade(question: Question, answers: list[str], turn: int) -> tuple[list[dict], str]:
     return ours.grade_messages(question, answers, turn), "openchat-hf-grade"
 
@@ -256,7 +302,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             name="mt-bench",
-            summary="FastChat llm_judge single grading: judge_prompts.jsonl, T=0, 2048 tokens, first [[x]], -1",
+            summary="FastChat llm_judge: single grading (first [[x]], -1) and pairwise ([[A]]/[[B]]/[[C]] per turn)",
             orders=BOTH_ORDERS,
             temperature=0.0,
             max_tokens=2048,
@@ -271,6 +317,8 @@ PROTOCOLS: dict[str, Protocol] = {
             grade_messages=mt_bench_grade_messages,
             parse_rating=parse_mt_bench_rating,
             rating_failure=-1.0,
+            pair_turn_messages=mt_bench_pair_messages,
+            parse_verdict=parse_mt_bench_verdict,
             source="lm-sys/FastChat fastchat/llm_judge (common.py, data/judge_prompts.jsonl)",
         ),
     )

@@ -56,11 +56,12 @@ def pairwise_model_entry(meta: dict, rows: list[dict], n_resamples: int = 1000, 
     """One ``models[]`` entry of report.json from a judge folder's meta and judgment rows."""
     aggregation = meta.get("judge", {}).get("aggregation", "balanced")
     questions = []
-    for row in sorted(rows, key=lambda r: (str(type(r["question_id"])), r["question_id"])):
+    for row in sorted(rows, key=lambda r: (str(type(r["question_id"])), r["question_id"], r.get("turn") or 0)):
         model_score, baseline_score, outcome = question_scores(row["reviews"], aggregation)
         questions.append(
             {
                 "question_id": row["question_id"],
+                **({"turn": row["turn"]} if "turn" in row else {}),
                 "category": row["category"],
                 "question": row["question"],
                 "answer": row["answer"],

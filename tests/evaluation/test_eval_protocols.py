@@ -16,7 +16,7 @@ from test_eval_parsing import REVIEWS_DIR, human_reading, recorded_reviews
 from openchat_hf.cli import main
 from openchat_hf.evaluation.protocols import PROMPTS_DIR, get_protocol, parse_openchat_v1
 from openchat_hf.evaluation.questions import load_questions
-from openchat_hf.evaluation.records import load_answers, read_rows
+from openchat_hf.evaluation.records import read_rows
 from openchat_hf.evaluation.report import build_report
 from openchat_hf.resources import VICUNA_ANSWERS_DIR
 
@@ -253,14 +253,90 @@ def test_fastchat_show_result_reads_our_mt_bench_grades(tmp_path):
 
 def test_presets_refuse_what_their_source_cannot_do(tmp_path, capsys):
     answers = write_answers(tmp_path / "m.jsonl", "m", {81: ["a", "b"]})
+    judge = ["--judge-base-url", "http://127.0.0.1:9/v1", "--judge-model", "j", "--out", str(tmp_path / "o")]
+    code = main(["eval", "grade", "--protocol", "vicuna-2023", "--answers", str(answers), *judge])
+    assert code == 2 and "is pairwise: run `eval judge --protocol vicuna-2023`" in capsys.readouterr().err
     code = main(
-        ["eval", "judge", "--protocol", "mt-bench", "--answers", str(answers), "--baseline", str(answers)]
-        + ["--judge-base-url", "http://127.0.0.1:9/v1", "--judge-model", "j", "--out", str(tmp_path / "o")]
+        ["eval", "judge", "--protocol", "openchat-v1", "--bench", "mt_bench", "--answers", str(answers)]
+        + ["--baseline", str(answers), "--question-ids", "81", *judge]
     )
-    assert code == 2 and "grades single answers: run `eval grade --protocol mt-bench`" in capsys.readouterr().err
-    code = main(
-        ["eval", "judge", "--protocol", "nope", "--answers", str(answers), "--baseline", str(answers)]
-        + ["--judge-base-url", "http://127.0.0.1:9/v1", "--judge-model", "j", "--out", str(tmp_path / "o")]
-    )
+    assert code == 2 and "judges single-turn questions (Vicuna-bench)" in capsys.readouterr().err
+    code = main(["eval", "judge", "--protocol", "nope", "--answers", str(answers), "--baseline", str(answers), *judge])
     assert code == 2 and "unknown protocol 'nope': choose one of openchat-hf" in capsys.readouterr().err
-    assert load_answers("vicuna-13b").model.startswith("vicuna-13b")
+
+
+class VerdictJudge(ReplayJudge):
+    """An MT-bench pairwise judge: [[A]] or [[B]] for the answer of the judged turn marked GOOD, else [[A]] (a
+    position bias), and no verdict when the first answer says UNSURE."""
+
+    def __init__(self):
+        super().__init__({})
+
+    def reply(self, body):
+        with self._lock:
+            self.requests.append(body)
+        prompt = body["messages"][-1]["content"]
+
+        def answer(label):
+            if "multi-turn" in body["messages"][0]["content"] or f"### Assistant {label}:" in prompt:
+                return prompt.rsplit(f"### Assistant {label}:\n", 1)[1].split("\n\n", 1)[0]
+            return prompt.split(f"[The Start of Assistant {label}'s Answer]\n", 1)[1].split("\n[The End", 1)[0]
+
+        a, b = answer("A"), answer("B")
+        if "UNSURE" in a:
+            return 200, "Both have merits; I cannot tell.", {}
+        verdict = "[[B]]" if "GOOD" in b and "GOOD" not in a else "[[A]]"
+        return 200, f"Assistant A and B compared carefully. Final verdict: {verdict}", {}
+
+
+def test_fastchat_show_result_reads_our_mt_bench_pairwise_judgments(tmp_path):
+    model = {81: ["A GOOD post.", "A plain rewrite."], 111: ["Area 2.", "A GOOD circle."], 121: ["UNSURE", "c"]}
+    base = {81: ["A post.", "A rewrite."], 111: ["The area is 3, GOOD.", "A circle."], 121: ["code", "more code"]}
+    answers = write_answers(tmp_path / "m.jsonl", "my-model", model)
+    baseline = write_answers(tmp_path / "b.jsonl", "base", base)
+    out = tmp_path / "pair"
+    with VerdictJudge() as judge:
+        code = main(
+            ["eval", "judge", "--protocol", "mt-bench", "--answers", str(answers), "--baseline", str(baseline)]
+            + ["--bench", "mt_bench", "--judge-base-url", judge.base_url, "--judge-model", "gpt-4"]
+            + ["--out", str(out), "--question-ids", "81", "111", "121"]
+        )
+        assert code == 0 and len(judge.requests) == 12  # 3 questions x 2 turns x 2 orders
+        assert {(r["temperature"], r["max_tokens"]) for r in judge.requests} == {(0.0, 2048)}
+        prompts = [r["messages"][-1]["content"] for r in judge.requests]
+    templates = {p["name"]: p for p in read_jsonl(PROMPTS_DIR / "mt_bench" / "judge_prompts.jsonl")}
+    q111 = {q.question_id: q for q in load_questions("mt_bench")}[111]
+    expected = templates["pair-math-v1"]["prompt_template"].format(
+        question=q111.turns[0], answer_a="Area 2.", answer_b="The area is 3, GOOD.", ref_answer_1=q111.reference[0]
+    )
+    assert expected in prompts
+
+    report = build_report([out], allow_partial=False)
+    (entry,) = report["models"]
+    games = {(q["question_id"], q["turn"]): q["outcome"] for q in entry["questions"]}
+    assert games == {
+        (81, 1): "win",
+        (81, 2): "tie",  # both plain: the judge prefers A in both orders, so the orders disagree
+        (111, 1): "loss",
+        (111, 2): "win",
+        (121, 1): "failed",
+        (121, 2): "tie",
+    }
+    fastchat_file = out / "model_judgment" / "gpt-4_pair.jsonl"
+    rows = read_jsonl(fastchat_file)
+    assert {(r["question_id"], r["turn"], r["g1_winner"], r["g2_winner"]) for r in rows} >= {
+        (81, 1, "model_1", "model_1"),
+        (121, 1, "error", "model_2"),
+    }
+    shown = subprocess.run(
+        [sys.executable, str(SHOW_RESULT), "--input-file", str(fastchat_file), "--mode", "pairwise-baseline"]
+        + ["--baseline-model", "base"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    line = next(x for x in shown.splitlines() if x.startswith("my-model"))
+    win, loss, tie, win_rate, loss_rate, adjusted = line.split()[1:]
+    assert (int(win), int(loss), int(tie)) == (entry["wins"], entry["losses"], entry["ties"]) == (2, 1, 2)
+    assert float(adjusted) == pytest.approx(entry["win_rate"])
