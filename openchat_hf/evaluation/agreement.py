@@ -107,8 +107,9 @@ def load_labels(path: str | Path, fmt: str = "openchat-hf") -> list[Label]:
     return labels
 
 
-def judge_votes(directory: Path) -> tuple[dict, dict[str, tuple[str, str]]]:
-    """A judge folder's meta and ``{question_id: (vote, category)}`` (vote: model | baseline | tie)."""
+def judge_votes(directory: Path) -> tuple[dict, dict[tuple[str, int | None], tuple[str, str]]]:
+    """A judge folder's meta and ``{(question_id, turn): (vote, category)}`` (vote: model | baseline | tie; turn:
+    ``None`` for a judgment of the whole conversation, the game's turn for MT-bench pairwise)."""
     meta = json.loads((directory / "meta.json").read_text())
     if meta.get("kind") == "single":
         raise EvaluationError(f"{directory} holds single-answer grades; agreement needs a pairwise judge folder")
@@ -117,7 +118,7 @@ def judge_votes(directory: Path) -> tuple[dict, dict[str, tuple[str, str]]]:
     for row in read_rows(directory / "judgments.jsonl"):
         _, _, outcome = question_scores(row["reviews"], aggregation)
         if outcome != "failed":
-            votes[str(row["question_id"])] = (OUTCOME_VOTE[outcome], row["category"])
+            votes[(str(row["question_id"]), row.get("turn"))] = (OUTCOME_VOTE[outcome], row["category"])
     return meta, votes
 
 
@@ -170,9 +171,13 @@ def agreement_of_run(directory: Path, labels: list[Label], n_resamples: int = 10
             human = {"model": "baseline", "baseline": "model"}.get(label.winner, "tie")
         else:
             continue
-        if label.question_id not in votes:
+        if label.turn is not None and (label.question_id, label.turn) in votes:
+            key = (label.question_id, label.turn)  # a per-turn game (MT-bench pairwise)
+        elif (label.question_id, None) in votes:
+            key = (label.question_id, None)  # a judgment of the whole conversation
+        else:
             continue
-        vote, category = votes[label.question_id]
+        vote, category = votes[key]
         pairs.append((CLASSES.index(vote), CLASSES.index(human)))
         categories.append(category)
     array = np.asarray(pairs, dtype=int).reshape(-1, 2)
@@ -185,7 +190,7 @@ def agreement_of_run(directory: Path, labels: list[Label], n_resamples: int = 10
         "baseline": meta["baseline"],
         "judge": meta.get("judge", {}).get("model"),
         "protocol": meta.get("protocol") or {"name": "openchat-hf", "prompts_sha256": None},
-        "judged_questions": len(votes),
+        "judged_questions": len({qid for qid, _ in votes}),
         **figures_with_cis(array, n_resamples, seed),
         "categories": {
             c: figures_with_cis(np.asarray(p, dtype=int).reshape(-1, 2), n_resamples, seed)

@@ -14,6 +14,7 @@ from eval_fakes import ReplayJudge, messages_key
 from test_eval_parsing import REVIEWS_DIR, human_reading, recorded_reviews
 
 from openchat_hf.cli import main
+from openchat_hf.evaluation.agreement import compute_agreement
 from openchat_hf.evaluation.protocols import PROMPTS_DIR, get_protocol, parse_openchat_v1
 from openchat_hf.evaluation.questions import load_questions
 from openchat_hf.evaluation.records import read_rows
@@ -340,3 +341,26 @@ def test_fastchat_show_result_reads_our_mt_bench_pairwise_judgments(tmp_path):
     win, loss, tie, win_rate, loss_rate, adjusted = line.split()[1:]
     assert (int(win), int(loss), int(tie)) == (entry["wins"], entry["losses"], entry["ties"]) == (2, 1, 2)
     assert float(adjusted) == pytest.approx(entry["win_rate"])
+
+    # FastChat's human labels are per turn: each one meets the game of its turn
+    labels = tmp_path / "human.json"
+    human = [(81, 1, "model_a"), (81, 2, "model_b"), (111, 1, "model_b"), (111, 2, "tie"), (121, 1, "model_a")]
+    labels.write_text(
+        json.dumps(
+            [
+                {
+                    "question_id": q,
+                    "model_a": "my-model",
+                    "model_b": "base",
+                    "winner": w,
+                    "judge": "expert_0",
+                    "turn": t,
+                }
+                for q, t, w in human
+            ]
+        )
+    )
+    (run,) = compute_agreement([out], labels, "fastchat", n_resamples=10)["runs"]
+    # games: 81/1 win = model_a (agree), 81/2 tie vs model_b, 111/1 loss = model_b (agree), 111/2 win vs tie;
+    # 121/1 failed: no vote
+    assert (run["n"], run["accuracy"], run["n_no_ties"], run["accuracy_no_ties"]) == (4, 0.5, 2, 1.0)
