@@ -412,6 +412,36 @@ def _judgment_row(
     }
 
 
+def _resumable_rows(judgments: Path, usable: list[Question], model, baseline, config, dry_run: bool):
+    """The stored rows a run may keep: stale ones refused (or removed with ``redo_stale``), and for MT-bench pairwise
+    the rows of a question whose games are not all there removed (they are redone). Returns (rows, removed)."""
+    spec = config.spec
+    rows = read_rows(judgments)
+    current = {str(q.question_id): judgment_inputs(q, model, baseline) for q in usable}
+    stale = stale_rows(rows, current)
+    redone = 0
+    if stale:
+        if not config.redo_stale:
+            raise EvaluationError(
+                f"{judgments} holds judgments made from other inputs: {describe_stale(stale)}; pass --redo-stale to "
+                "judge them again, or use another --out"
+            )
+        if not dry_run:
+            ids = {qid for qids in stale.values() for qid in qids}
+            redone = rewrite_without(judgments, lambda row: str(row["question_id"]) in ids)
+            rows = read_rows(judgments)
+    if spec.verdicts:
+        turns: dict[str, set] = {}
+        for row in rows:
+            turns.setdefault(str(row["question_id"]), set()).add(row.get("turn"))
+        expected = {str(q.question_id): set(range(1, len(q.turns) + 1)) for q in usable}
+        partial = {qid for qid, seen in turns.items() if qid in expected and seen != expected[qid]}
+        if partial and not dry_run:
+            rewrite_without(judgments, lambda row: str(row["question_id"]) in partial)
+            rows = read_rows(judgments)
+    return rows, redone
+
+
 async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -> JudgeResult:
     """Async core of :func:`run_judge`."""
     spec = config.spec
@@ -449,29 +479,7 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
     meta = _meta(config, model, baseline, bench, [q.question_id for q in questions])
     check_meta(out_dir, meta)
     judgments = out_dir / "judgments.jsonl"
-    rows = read_rows(judgments)
-    current = {str(q.question_id): judgment_inputs(q, model, baseline) for q in usable}
-    stale = stale_rows(rows, current)
-    redone = 0
-    if stale:
-        if not config.redo_stale:
-            raise EvaluationError(
-                f"{judgments} holds judgments made from other inputs: {describe_stale(stale)}; pass --redo-stale to "
-                "judge them again, or use another --out"
-            )
-        if not dry_run:
-            ids = {qid for qids in stale.values() for qid in qids}
-            redone = rewrite_without(judgments, lambda row: str(row["question_id"]) in ids)
-            rows = read_rows(judgments)
-    if spec.verdicts:  # a question is done when every turn's game is there; a half-written one is redone
-        turns = {}
-        for row in rows:
-            turns.setdefault(str(row["question_id"]), set()).add(row.get("turn"))
-        expected = {str(q.question_id): set(range(1, len(q.turns) + 1)) for q in usable}
-        partial = {qid for qid, seen in turns.items() if qid in expected and seen != expected[qid]}
-        if partial and not dry_run:
-            rewrite_without(judgments, lambda row: str(row["question_id"]) in partial)
-            rows = read_rows(judgments)
+    rows, redone = _resumable_rows(judgments, usable, model, baseline, config, dry_run)
     done = {str(row["question_id"]) for row in rows}
     todo = [q for q in usable if str(q.question_id) not in done]
     cache = JudgeCache(config.cache_path or out_dir / "cache.jsonl")
@@ -499,6 +507,8 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
         cache.close()
         if not dry_run and out_dir.is_dir():
             write_meta(out_dir, meta)  # the question list of this run (coverage)
+            if spec.verdicts and rows:
+                result.fastchat_file = write_fastchat_pair_file(out_dir, rows, config.endpoint.model)
         return result
     write_meta(out_dir, meta)
     reviewer.client = client = make_client(config.endpoint)
