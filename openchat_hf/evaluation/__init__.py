@@ -1,5 +1,6 @@
 """openchat-hf evaluation: answers from any OpenAI-compatible endpoint, pairwise judging (evidence calibration +
-balanced position calibration + k samples), MT-bench grading, reports, AlpacaEval export.
+balanced position calibration + k samples), MT-bench grading, the published judge protocols as presets, reports with
+length-controlled win rates, judge-human agreement, AlpacaEval export.
 
 Talks to endpoints over HTTP only; it imports neither ``openchat_hf.serving`` nor ``openchat_hf.training``.
 """
@@ -25,6 +26,10 @@ _EXPORTS = {
     "parse_pair_scores": "parsing",
     "parse_rating": "parsing",
     "PROMPTS_VERSION": "prompts",
+    "PROTOCOLS": "protocols",
+    "get_protocol": "protocols",
+    "compute_agreement": "agreement",
+    "length_controlled_win_rate": "metrics",
 }
 __all__ = list(_EXPORTS)
 

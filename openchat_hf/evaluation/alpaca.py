@@ -88,6 +88,6 @@ def export_alpaca(
 
 
 if __name__ == "__main__":
-    from openchat_hf.evaluation.cli import run_step
+    from openchat_hf.evaluation.runner import run_step
 
     run_step("export-alpaca")

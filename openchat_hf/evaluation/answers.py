@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from openchat_hf.evaluation.client import EndpointConfig, EndpointError, chat, make_client
 from openchat_hf.evaluation.errors import EvaluationError
 from openchat_hf.evaluation.questions import Question, load_questions, select_questions
-from openchat_hf.evaluation.records import JsonlAppender, read_rows, slugify
+from openchat_hf.evaluation.records import JsonlAppender, failure_row, read_rows, slugify
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ class AnswerConfig:
     @property
     def out_path(self) -> Path:
         return Path(self.out_dir) / f"{self.out_name or slugify(self.endpoint.model)}.jsonl"
+
+    @property
+    def failures_path(self) -> Path:
+        """Where the questions that still failed after the retries are recorded (one JSON line each)."""
+        return self.out_path.with_suffix(".failures.jsonl")
 
     def generation(self, question: Question) -> dict:
         """The generation settings of one question (recorded in its row)."""
@@ -105,6 +110,8 @@ async def _answer_one(client, question: Question, config: AnswerConfig) -> dict:
             client,
             config.endpoint.model,
             messages,
+            malformed_retries=config.endpoint.malformed_retries,
+            retry_delay=config.endpoint.retry_delay,
             temperature=settings["temperature"],
             max_tokens=settings["max_tokens"],
         )
@@ -147,19 +154,26 @@ async def agenerate_answers(config: AnswerConfig) -> AnswerResult:
 
     async def bounded(question: Question):
         async with semaphore:
-            return question, await _answer_one(client, question, config)
+            try:
+                return question, await _answer_one(client, question, config), None
+            except EndpointError as err:
+                if not err.retryable:
+                    raise
+                return question, None, err
 
     with JsonlAppender(config.out_path) as out, tqdm(total=len(todo), desc=f"answers {config.endpoint.model}") as bar:
         tasks = [asyncio.ensure_future(bounded(q)) for q in todo]
+        failures = None
         try:
             for next_done in asyncio.as_completed(tasks):
-                try:
-                    _, row = await next_done
-                except EndpointError as err:
-                    if not err.retryable:
-                        raise
-                    logger.warning("answer failed after retries (re-run to resume): %s", err)
-                    result.failed.append(str(err))
+                question, row, err = await next_done
+                if err is not None:
+                    logger.warning(
+                        "question %s failed after retries (re-run to resume): %s", question.question_id, err
+                    )
+                    failures = failures or JsonlAppender(config.failures_path)
+                    failures.write(failure_row("answers", question.question_id, err))
+                    result.failed.append(f"question {question.question_id}: {err}")
                 else:
                     out.write(row)
                     result.written += 1
@@ -169,6 +183,8 @@ async def agenerate_answers(config: AnswerConfig) -> AnswerResult:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await client.close()
+            if failures is not None:
+                failures.close()
     return result
 
 
@@ -182,6 +198,6 @@ def generate_answers(config: AnswerConfig) -> AnswerResult:
 
 
 if __name__ == "__main__":
-    from openchat_hf.evaluation.cli import run_step
+    from openchat_hf.evaluation.runner import run_step
 
     run_step("answers")

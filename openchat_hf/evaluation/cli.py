@@ -1,12 +1,12 @@
-"""`openchat-hf eval answers | judge | grade | report | export-alpaca` (also ``python -m openchat_hf.evaluation.<step>``).
+"""`openchat-hf eval answers | judge | grade | report | export-alpaca`: argument parsers and command functions.
 
-Library modules are imported inside the command functions so ``openchat-hf --help`` stays fast.
+Library modules are imported inside the command functions so ``openchat-hf --help`` stays fast. The step modules' own
+entry point (``python -m openchat_hf.evaluation.<step>``) is :mod:`openchat_hf.evaluation.runner`, so no step module
+imports this one and this one imports no step module at import time.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
 STEP_HELP = {
@@ -15,6 +15,7 @@ STEP_HELP = {
     "grade": "MT-bench single-answer grading ([[rating]] per turn, reference answers for math/reasoning/coding)",
     "report": "report.json + report.md from judge / grade folders",
     "export-alpaca": "AlpacaEval-format outputs (prompts downloaded only with --download: CC BY-NC)",
+    "agreement": "judge-human agreement: accuracy with / without ties, Cohen's kappa, per category, bootstrap CIs",
 }
 
 
@@ -37,9 +38,24 @@ def _selection_args(parser) -> None:
     group.add_argument("--question-ids", nargs="+", help="only these question ids")
 
 
+PROTOCOL_HELP = (
+    "judge protocol: openchat-hf (ours, default), openchat-v1, vicuna-2023 (pairwise), mt-bench (grading); a preset "
+    "fixes prompts, parsing, temperature, max tokens and samples (see docs/evaluation.md)"
+)
+
+
 def _judge_args(parser) -> None:
-    parser.add_argument("--max-tokens", type=int, default=1024, help="judge completion tokens")
-    parser.add_argument("--parse-retries", type=int, default=2, help="new attempts for an unparseable review")
+    parser.add_argument("--protocol", help=PROTOCOL_HELP)
+    parser.add_argument("--max-tokens", type=int, help="judge completion tokens (default: the protocol's, ours 1024)")
+    parser.add_argument("--parse-retries", type=int, help="new attempts for an unparseable review (ours: 2)")
+    parser.add_argument(
+        "--json-verdicts",
+        choices=["auto", "json_schema", "json_object", "off"],
+        help="ask for a JSON verdict via response_format (default: auto for ours, probed once; off for presets)",
+    )
+    parser.add_argument(
+        "--redo-stale", action="store_true", help="judge again what was judged from other answers / questions"
+    )
     parser.add_argument("--cache", help="judge-call cache file (default OUT/cache.jsonl); share it across runs")
 
 
@@ -90,10 +106,14 @@ def cmd_judge(args) -> int:
         out_dir=args.out,
         bench=args.bench,
         questions_path=args.questions,
+        protocol=args.protocol,
         samples=args.samples,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         parse_retries=args.parse_retries,
+        aggregation=args.aggregation,
+        json_mode=args.json_verdicts,
+        redo_stale=args.redo_stale,
         concurrency=args.concurrency,
         limit=args.limit,
         question_ids=args.question_ids,
@@ -106,6 +126,8 @@ def cmd_judge(args) -> int:
     )
     if args.dry_run:
         return 0
+    if result.fastchat_file:
+        print(f"FastChat format: {result.fastchat_file} (show_result.py --mode pairwise-baseline reads it)")
     stats = result.stats
     print(
         f"{result.out_dir}: {result.judged} questions judged, {result.skipped} already there; {stats.calls} calls, "
@@ -130,15 +152,20 @@ def cmd_grade(args) -> int:
         out_dir=args.out,
         bench=args.bench,
         questions_path=args.questions,
+        protocol=args.protocol,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         parse_retries=args.parse_retries,
+        json_mode=args.json_verdicts,
+        redo_stale=args.redo_stale,
         concurrency=args.concurrency,
         limit=args.limit,
         question_ids=args.question_ids,
         cache_path=args.cache,
     )
     result = run_grade(config)
+    if result.fastchat_file:
+        print(f"FastChat format: {result.fastchat_file} (show_result.py --input-file reads it)")
     print(
         f"{result.out_dir}: {result.graded} answers graded, {result.skipped} already there; {result.stats.calls} "
         f"calls, {result.stats.cache_hits} from cache; {result.failed_ratings} ratings unparseable"
@@ -155,7 +182,13 @@ def cmd_grade(args) -> int:
 def cmd_report(args) -> int:
     from openchat_hf.evaluation.report import build_report, render_markdown, write_report
 
-    report = build_report(args.dirs, note=args.note, n_resamples=args.bootstrap_resamples, seed=args.seed)
+    report = build_report(
+        args.dirs,
+        note=args.note,
+        n_resamples=args.bootstrap_resamples,
+        seed=args.seed,
+        allow_partial=args.allow_partial,
+    )
     json_path, _ = write_report(report, args.out)
     print(render_markdown(report))
     print(f"wrote {json_path} and report.md")
@@ -185,6 +218,23 @@ def cmd_export_alpaca(args) -> int:
     return 0
 
 
+def cmd_agreement(args) -> int:
+    from openchat_hf.evaluation.agreement import compute_agreement, render_agreement, write_agreement
+
+    result = compute_agreement(
+        args.dirs,
+        args.labels,
+        labels_format=args.labels_format,
+        turn=args.turn,
+        n_resamples=args.bootstrap_resamples,
+        seed=args.seed,
+    )
+    path = write_agreement(result, args.out)
+    print(render_agreement(result))
+    print(f"wrote {path} and agreement.md")
+    return 0
+
+
 def add_step_parsers(steps) -> None:
     """Add the evaluation steps to an argparse sub-parsers object."""
     p = steps.add_parser("answers", help=STEP_HELP["answers"], description=STEP_HELP["answers"])
@@ -206,8 +256,14 @@ def add_step_parsers(steps) -> None:
     _endpoint_args(p, "judge")
     p.add_argument("--out", required=True, help="output folder (meta.json, judgments.jsonl, cache.jsonl)")
     p.add_argument("--bench", help="default: from the answer rows, else vicuna")
-    p.add_argument("--samples", type=int, default=1, help="reviews per order (k; FairEval uses 3)")
-    p.add_argument("--temperature", type=float, help="judge temperature (default 0 for k=1, 1.0 for k>1)")
+    p.add_argument("--samples", type=int, help="reviews per order (k; default 1; FairEval uses 3)")
+    p.add_argument("--temperature", type=float, help="judge temperature (ours: 0 for k=1, 1.0 for k>1)")
+    p.add_argument(
+        "--aggregation",
+        choices=["balanced", "faireval"],
+        default="balanced",
+        help="k>1: mean per order then of the orders (balanced), or all successful samples pooled (FairEval's rule)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the cost/time estimate and stop")
     _judge_args(p)
     _selection_args(p)
@@ -218,7 +274,7 @@ def add_step_parsers(steps) -> None:
     _endpoint_args(p, "judge")
     p.add_argument("--out", required=True, help="output folder (meta.json, grades.jsonl, cache.jsonl)")
     p.add_argument("--bench", default="mt_bench")
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, help="grader temperature (default: the protocol's, ours 0)")
     _judge_args(p)
     _selection_args(p)
     p.set_defaults(func=cmd_grade)
@@ -229,6 +285,11 @@ def add_step_parsers(steps) -> None:
     p.add_argument("--note", help="a caveat stored in the report (e.g. a tiny judge)")
     p.add_argument("--bootstrap-resamples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="report runs that miss questions (marked partial) instead of refusing",
+    )
     p.set_defaults(func=cmd_report)
 
     p = steps.add_parser("export-alpaca", help=STEP_HELP["export-alpaca"], description=STEP_HELP["export-alpaca"])
@@ -241,35 +302,24 @@ def add_step_parsers(steps) -> None:
     p.add_argument("--questions-out", default="alpaca_eval_questions.jsonl", help="where --download writes")
     p.set_defaults(func=cmd_export_alpaca)
 
+    p = steps.add_parser("agreement", help=STEP_HELP["agreement"], description=STEP_HELP["agreement"])
+    p.add_argument("dirs", nargs="+", help="pairwise judge folders (or folders holding them)")
+    p.add_argument("--labels", required=True, help="human labels (JSON Lines or a JSON list)")
+    p.add_argument(
+        "--labels-format",
+        choices=["openchat-hf", "fastchat"],
+        default="openchat-hf",
+        help="openchat-hf: {question_id, model, baseline, winner}; fastchat: MT-bench human judgments layout",
+    )
+    p.add_argument("--turn", type=int, help="only the labels of this turn (FastChat's labels are per turn)")
+    p.add_argument("--out", required=True, help="folder for agreement.json and agreement.md")
+    p.add_argument("--bootstrap-resamples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_agreement)
+
 
 def add_subcommands(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="Vicuna-bench / MT-bench evaluation, AlpacaEval export")
     steps = parser.add_subparsers(dest="eval_step", metavar="STEP")
     add_step_parsers(steps)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)  # `openchat-hf eval` alone: its own help
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``openchat-hf eval`` alone (used by ``python -m openchat_hf.evaluation.<step>``)."""
-    from openchat_hf.errors import OpenChatError
-
-    parser = argparse.ArgumentParser(prog="openchat-hf eval")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    add_step_parsers(parser.add_subparsers(dest="eval_step", metavar="STEP"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except OpenChatError as err:
-        print(f"openchat-hf eval {args.eval_step}: error: {err}", file=sys.stderr)
-        return 2
-
-
-def run_step(step: str) -> None:
-    """Entry point of ``python -m openchat_hf.evaluation.<step>``."""
-    sys.exit(main([step, *sys.argv[1:]]))

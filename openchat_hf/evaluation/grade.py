@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,31 +19,68 @@ from tqdm.auto import tqdm
 from openchat_hf.evaluation.cache import JudgeCache
 from openchat_hf.evaluation.client import EndpointConfig, EndpointError, make_client
 from openchat_hf.evaluation.errors import EvaluationError
-from openchat_hf.evaluation.parsing import parse_rating
-from openchat_hf.evaluation.prompts import PROMPTS_VERSION, grade_messages
-from openchat_hf.evaluation.questions import REFERENCE_CATEGORIES, load_questions, select_questions
-from openchat_hf.evaluation.records import JsonlAppender, load_answers, read_rows
-from openchat_hf.evaluation.reviewer import Reviewer, ReviewStats
+from openchat_hf.evaluation.judge import (
+    check_meta,
+    describe_stale,
+    pick_setting,
+    rewrite_without,
+    text_sha256,
+    write_meta,
+)
+from openchat_hf.evaluation.parsing import read_rating_json
+from openchat_hf.evaluation.prompts import (
+    GRADE_FORMAT,
+    GRADE_FORMAT_JSON,
+    GRADE_SCHEMA,
+    PROMPTS_VERSION,
+    as_json_prompt,
+)
+from openchat_hf.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
+from openchat_hf.evaluation.questions import REFERENCE_CATEGORIES, Question, load_questions, select_questions
+from openchat_hf.evaluation.records import JsonlAppender, failure_row, load_answers, read_rows, slugify
+from openchat_hf.evaluation.reviewer import JSON_MODES, Reviewer, ReviewStats, Task
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class GradeConfig:
-    """Settings of ``eval grade``."""
+    """Settings of ``eval grade``. ``None`` settings come from the protocol (or its default)."""
 
     answers: list[str | Path]
     endpoint: EndpointConfig
     out_dir: str | Path
     bench: str = "mt_bench"
     questions_path: str | Path | None = None
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    parse_retries: int = 2
+    protocol: str | None = None  # None: ours; "mt-bench": FastChat llm_judge's single grading
+    temperature: float | None = None
+    max_tokens: int | None = None
+    parse_retries: int | None = None
+    json_mode: str | None = None  # auto | json_schema | json_object | off; None: auto for ours, off for presets
+    redo_stale: bool = False
     concurrency: int = 8
     limit: int | None = None
     question_ids: list | None = None
     cache_path: str | Path | None = None
+
+    @property
+    def spec(self) -> Protocol:
+        return get_protocol(self.protocol)
+
+    def resolved(self) -> dict:
+        spec = self.spec
+        settings = {
+            "temperature": pick_setting(self.temperature, spec.temperature, 0.0),
+            "max_tokens": pick_setting(self.max_tokens, spec.grade_max_tokens, 1024),
+            "parse_retries": pick_setting(self.parse_retries, spec.parse_retries, 2),
+            "json_mode": self.json_mode or ("auto" if spec.json_verdicts else "off"),
+        }
+        fixed = {"temperature": spec.temperature, "max_tokens": spec.grade_max_tokens}
+        fixed |= {"parse_retries": spec.parse_retries, "json_mode": None if spec.json_verdicts else "off"}
+        if spec.name == DEFAULT_PROTOCOL:
+            fixed = {}
+        overrides = sorted(k for k, v in fixed.items() if v is not None and settings[k] != v)
+        return {**settings, "overrides": overrides}
 
 
 @dataclass
@@ -52,45 +90,138 @@ class GradeResult:
     skipped: int = 0
     failed_ratings: int = 0
     calls_estimate: int = 0
+    redone: int = 0
     endpoint_failures: list = field(default_factory=list)
     stats: ReviewStats = field(default_factory=ReviewStats)
+    fastchat_file: Path | None = None
 
 
-async def agrade(config: GradeConfig) -> GradeResult:
+def grade_task(spec: Protocol, question: Question, turns: list[str], turn: int) -> tuple[Task, str]:
+    messages, prompt_name = spec.grade_messages(question, turns, turn)
+    task = Task(messages=messages, parse=spec.parse_rating)
+    if spec.json_verdicts:
+        task.json_messages = as_json_prompt(messages, GRADE_FORMAT, GRADE_FORMAT_JSON)
+        task.json_schema, task.json_name, task.read_json = GRADE_SCHEMA, "rating_verdict", read_rating_json
+    return task, prompt_name
+
+
+def grade_inputs(question: Question, turns: list[str]) -> dict:
+    return {
+        "question": text_sha256(question.turns),
+        "answer": text_sha256(turns[: len(question.turns)]),
+        "reference": text_sha256(question.reference),
+    }
+
+
+def fastchat_rows(rows: list[dict], judge_model: str) -> list[dict]:
+    """Our grade rows as FastChat ``llm_judge`` single-grading rows (``model_judgment/<judge>_single.jsonl``)."""
+    out = []
+    for row in rows:
+        for turn in row["turns"]:
+            score = turn.get("fastchat_score", turn["rating"] if turn["rating"] is not None else -1)
+            out.append(
+                {
+                    "question_id": row["question_id"],
+                    "model": row["model"],
+                    "judge": [judge_model, turn.get("prompt_name", "")],
+                    "user_prompt": turn.get("user_prompt", ""),
+                    "judgment": turn["text"],
+                    "score": score,
+                    "turn": turn["turn"],
+                    "tstamp": row.get("tstamp", 0.0),
+                }
+            )
+    return out
+
+
+def write_fastchat_file(out_dir: Path, rows: list[dict], judge_model: str) -> Path:
+    """``OUT/model_judgment/<judge>_single.jsonl``, which FastChat's ``show_result.py --input-file`` reads as is."""
+    path = out_dir / "model_judgment" / f"{slugify(judge_model)}_single.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in fastchat_rows(rows, judge_model):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+async def agrade(config: GradeConfig) -> GradeResult:  # noqa: C901
     """Async core of :func:`run_grade`."""
     if not config.answers:
         raise EvaluationError("give at least one --answers file")
+    spec = config.spec
+    settings = config.resolved()
+    if spec.grade_messages is None:
+        raise EvaluationError(f"the {spec.name} protocol is pairwise: run `eval judge --protocol {spec.name}`")
+    if settings["json_mode"] not in JSON_MODES:
+        raise EvaluationError(f"--json-verdicts must be one of {', '.join(JSON_MODES)}")
+    if settings["overrides"]:
+        logger.warning(
+            "%s with %s changed: no longer the published protocol", spec.name, ", ".join(settings["overrides"])
+        )
     questions = select_questions(
         load_questions(config.bench, config.questions_path), config.limit, config.question_ids
     )
     missing_refs = [q.question_id for q in questions if q.category in REFERENCE_CATEGORIES and not q.reference]
+    if missing_refs and spec.name != DEFAULT_PROTOCOL:
+        raise EvaluationError(f"the {spec.name} protocol needs reference answers for questions {missing_refs}")
     if missing_refs:
         logger.warning("no reference answer for questions %s: graded without one", missing_refs)
     answer_sets = [load_answers(path) for path in config.answers]
     out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     meta = {
         "kind": "single",
         "bench": config.bench,
+        "protocol": spec.record(),
+        "models": sorted({a.model for a in answer_sets}),
+        "question_ids": [q.question_id for q in questions],
         "judge": {
             "model": config.endpoint.model,
             "base_url": config.endpoint.base_url,
-            "prompts_version": PROMPTS_VERSION,
+            "prompts_version": PROMPTS_VERSION if spec.name == DEFAULT_PROTOCOL else spec.name,
+            "protocol": spec.name,
+            "prompts_sha256": spec.prompts_sha256,
             "samples": 1,
-            "temperature": config.temperature,
-            "max_tokens": config.max_tokens,
+            **settings,
         },
     }
-    meta_path = out_dir / "meta.json"
-    if meta_path.is_file():
-        old = json.loads(meta_path.read_text())
-        if (
-            old.get("judge", {}).get("model") != config.endpoint.model
-            or old.get("judge", {}).get("prompts_version") != PROMPTS_VERSION
-        ):
-            raise EvaluationError(f"{out_dir} holds grades from another judge or prompts version; use another --out")
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    done = {(row["model"], str(row["question_id"])) for row in read_rows(out_dir / "grades.jsonl")}
+    check_meta(out_dir, meta, keys=("bench",))
+    grades_path = out_dir / "grades.jsonl"
+    rows = read_rows(grades_path)
+    by_id = {str(q.question_id): q for q in questions}
+    stale: dict[str, list[str]] = {}
+    current = {}
+    for answers in answer_sets:
+        for question in questions:
+            turns = answers.turns.get(str(question.question_id))
+            if turns is not None:
+                current[(answers.model, str(question.question_id))] = grade_inputs(question, turns)
+    stale_keys = set()
+    for row in rows:
+        key = (row["model"], str(row["question_id"]))
+        if key not in current or str(row["question_id"]) not in by_id:
+            continue
+        stored = row.get("inputs") or {}
+        for name, digest in current[key].items():
+            if stored.get(name) != digest:
+                stale.setdefault(name, []).append(f"{row['model']}/{row['question_id']}")
+                stale_keys.add(key)
+    result = GradeResult(out_dir=out_dir)
+    if stale:
+        if not config.redo_stale:
+            raise EvaluationError(
+                f"{grades_path} holds grades made from other inputs: {describe_stale(stale)}; pass --redo-stale to "
+                "grade them again, or use another --out"
+            )
+        result.redone = rewrite_without(grades_path, lambda r: (r["model"], str(r["question_id"])) in stale_keys)
+        rows = read_rows(grades_path)
+    if (out_dir / "meta.json").is_file():  # coverage: every model graded into this folder
+        meta["models"] = sorted(
+            set(json.loads((out_dir / "meta.json").read_text()).get("models", [])) | set(meta["models"])
+        )
+    write_meta(out_dir, meta)
+    done = {(row["model"], str(row["question_id"])) for row in rows}
     jobs = []
     for answers in answer_sets:
         for question in questions:
@@ -104,67 +235,100 @@ async def agrade(config: GradeConfig) -> GradeResult:
                 )
             if (answers.model, str(question.question_id)) not in done:
                 jobs.append((answers, question))
-    result = GradeResult(out_dir=out_dir, skipped=len(done))
+    result.skipped = len(done)
     result.calls_estimate = sum(len(q.turns) for _, q in jobs)
     logger.info("grade with %s: %d answers, about %d calls", config.endpoint.model, len(jobs), result.calls_estimate)
-    if not jobs:
-        return result
+    if jobs:
+        await _grade_jobs(config, spec, settings, jobs, out_dir, result)
+    if spec.name == "mt-bench":
+        result.fastchat_file = write_fastchat_file(out_dir, read_rows(grades_path), config.endpoint.model)
+    return result
+
+
+async def _grade_jobs(config: GradeConfig, spec: Protocol, settings: dict, jobs, out_dir: Path, result) -> None:
     cache = JudgeCache(config.cache_path or out_dir / "cache.jsonl")
     client = make_client(config.endpoint)
     reviewer = Reviewer(
-        client, config.endpoint, cache, config.temperature, config.max_tokens, config.parse_retries, config.concurrency
+        client,
+        config.endpoint,
+        cache,
+        settings["temperature"],
+        settings["max_tokens"],
+        settings["parse_retries"],
+        config.concurrency,
+        json_mode=settings["json_mode"],
     )
     result.stats = reviewer.stats
+    failures = None
 
     async def one(answers, question):
         turns = answers.turns[str(question.question_id)]
-        reviews = await asyncio.gather(
-            *(
-                reviewer.review(grade_messages(question, turns, t), parse_rating)
-                for t in range(1, len(question.turns) + 1)
-            )
-        )
-        return answers, question, reviews
+        graded = [grade_task(spec, question, turns, t) for t in range(1, len(question.turns) + 1)]
+        try:
+            reviews = await asyncio.gather(*(reviewer.review(task) for task, _ in graded))
+        except EndpointError as err:
+            if not err.retryable:
+                raise
+            return answers, question, None, None, err
+        return answers, question, graded, reviews, None
 
-    tasks = [asyncio.ensure_future(one(a, q)) for a, q in jobs]
     try:
-        with JsonlAppender(out_dir / "grades.jsonl") as out, tqdm(total=len(jobs), desc="grade") as bar:
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    answers, question, reviews = await next_done
-                except EndpointError as err:
-                    if not err.retryable:
-                        raise
-                    logger.warning("grading failed after retries (re-run to resume): %s", err)
-                    result.endpoint_failures.append(str(err))
-                else:
-                    out.write(
-                        {
-                            "question_id": question.question_id,
-                            "category": question.category,
-                            "model": answers.model,
-                            "turns": [
-                                {
-                                    "turn": i,
-                                    "rating": r.value,
-                                    "text": r.text,
-                                    "error": r.error,
-                                    "attempts": r.attempts,
-                                }
-                                for i, r in enumerate(reviews, 1)
-                            ],
-                        }
-                    )
-                    result.graded += 1
-                    result.failed_ratings += sum(r.error is not None for r in reviews)
-                bar.update(1)
+        if settings["json_mode"] != "off":
+            await reviewer.resolve_json_mode()
+        tasks = [asyncio.ensure_future(one(a, q)) for a, q in jobs]
+        try:
+            with JsonlAppender(out_dir / "grades.jsonl") as out, tqdm(total=len(jobs), desc="grade") as bar:
+                for next_done in asyncio.as_completed(tasks):
+                    answers, question, graded, reviews, err = await next_done
+                    if err is not None:
+                        logger.warning("grading %s failed (re-run to resume): %s", question.question_id, err)
+                        failures = failures or JsonlAppender(out_dir / "failures.jsonl")
+                        failures.write(failure_row("grade", question.question_id, err, model=answers.model))
+                        result.endpoint_failures.append(f"{answers.model} question {question.question_id}: {err}")
+                    else:
+                        out.write(_grade_row(spec, answers, question, graded, reviews))
+                        result.graded += 1
+                        result.failed_ratings += sum(r.error is not None for r in reviews)
+                    bar.update(1)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         cache.close()
         await client.close()
-    return result
+        if failures is not None:
+            failures.close()
+
+
+def _grade_row(spec: Protocol, answers, question: Question, graded, reviews) -> dict:
+    turns = []
+    for i, ((task, prompt_name), r) in enumerate(zip(graded, reviews), 1):
+        turn = {
+            "turn": i,
+            "rating": r.value,
+            "text": r.text,
+            "error": r.error,
+            "attempts": r.attempts,
+            "verdict_source": r.verdict_source,
+            "prompt_name": prompt_name,
+            "user_prompt": task.messages[-1]["content"],
+        }
+        if spec.rating_failure is not None:  # FastChat writes -1 for an unreadable rating
+            turn["fastchat_score"] = r.value if r.value is not None else spec.rating_failure
+        turns.append(turn)
+    sources = {t["verdict_source"] for t in turns if t["error"] is None}
+    return {
+        "question_id": question.question_id,
+        "category": question.category,
+        "model": answers.model,
+        "protocol": spec.name,
+        "prompts_sha256": spec.prompts_sha256,
+        "verdict_source": "json" if sources == {"json"} else "text",
+        "inputs": grade_inputs(question, answers.turns[str(question.question_id)]),
+        "tstamp": time.time(),
+        "turns": turns,
+    }
 
 
 def run_grade(config: GradeConfig) -> GradeResult:
@@ -173,6 +337,6 @@ def run_grade(config: GradeConfig) -> GradeResult:
 
 
 if __name__ == "__main__":
-    from openchat_hf.evaluation.cli import run_step
+    from openchat_hf.evaluation.runner import run_step
 
     run_step("grade")

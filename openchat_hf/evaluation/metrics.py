@@ -1,8 +1,11 @@
 """Metrics of pairwise judgments and single-answer grades (pure functions, tested on hand-computed cases).
 
-Balanced position calibration: the reviews of each order are averaged first (over their successful samples), then
-the orders are averaged, so one order failing leaves the other order's mean rather than a skewed mix. A question
-without any successful review is ``failed``: it counts in ``failed_questions`` but in no total and no rate.
+Aggregation of a question's reviews (``balanced``, the default): the reviews of each order are averaged first (over
+their successful samples), then the orders are averaged, so one order failing leaves the other order's mean rather
+than a skewed mix. ``faireval`` is FairEval's rule instead: every successful sample of both orders pooled into one
+flat mean (an order with more successful samples weighs more). Failed samples are left out by both rules (OpenChat
+v1's protocol scores them 0 0 instead, and they then count as scores). A question without any scored review is
+``failed``: it counts in ``failed_questions`` but in no total and no rate.
 """
 
 from __future__ import annotations
@@ -13,22 +16,29 @@ import numpy as np
 
 TIE_TOLERANCE = 1e-9
 WIN_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+AGGREGATIONS = ("balanced", "faireval", "fastchat-pair")
 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def question_scores(reviews: list[dict]) -> tuple[float | None, float | None, str]:
+def question_scores(reviews: list[dict], aggregation: str = "balanced") -> tuple[float | None, float | None, str]:
     """``(model_score, baseline_score, outcome)`` of one question from its reviews (see the module docstring)."""
+    if aggregation == "fastchat-pair":
+        return _fastchat_pair(reviews)
     per_order: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for review in reviews:
-        if review.get("error") is None and review.get("model_score") is not None:
+        if review.get("model_score") is not None and (review.get("error") is None or review.get("scored_as_failure")):
             per_order[review["order"]].append((float(review["model_score"]), float(review["baseline_score"])))
     if not per_order:
         return None, None, "failed"
-    model_score = _mean([_mean([m for m, _ in pairs]) for pairs in per_order.values()])
-    baseline_score = _mean([_mean([b for _, b in pairs]) for pairs in per_order.values()])
+    if aggregation == "faireval":
+        pooled = [pair for pairs in per_order.values() for pair in pairs]
+        model_score, baseline_score = _mean([m for m, _ in pooled]), _mean([b for _, b in pooled])
+    else:
+        model_score = _mean([_mean([m for m, _ in pairs]) for pairs in per_order.values()])
+        baseline_score = _mean([_mean([b for _, b in pairs]) for pairs in per_order.values()])
     if model_score > baseline_score + TIE_TOLERANCE:
         outcome = "win"
     elif model_score < baseline_score - TIE_TOLERANCE:
@@ -36,6 +46,17 @@ def question_scores(reviews: list[dict]) -> tuple[float | None, float | None, st
     else:
         outcome = "tie"
     return model_score, baseline_score, outcome
+
+
+def _fastchat_pair(reviews: list[dict]) -> tuple[float | None, float | None, str]:
+    """FastChat's MT-bench pairwise rule for one game (both orders): a win only when both orders name the same
+    winner, a tie otherwise; a game with an unreadable verdict is dropped (``failed``). Scores: 1 / 0.5 / 0 points."""
+    winners = [r.get("winner") for r in reviews]
+    if not winners or any(r.get("error") is not None or w is None for r, w in zip(reviews, winners)):
+        return None, None, "failed"
+    if winners[0] == "tie" or any(w != winners[0] for w in winners):
+        return 0.5, 0.5, "tie"
+    return (1.0, 0.0, "win") if winners[0] == "model" else (0.0, 1.0, "loss")
 
 
 def _counts(outcomes: list[str]) -> dict:
@@ -119,7 +140,21 @@ def summarize_pairwise(questions: list[dict], n_resamples: int = 1000, seed: int
             "n": sum(q["category"] == category for q in questions),
         }
     summary["categories"] = categories
+    summary["length_controlled"] = length_controlled_win_rate(
+        [q["outcome"] for q in valid],
+        [answer_length(q.get("answer")) for q in valid],
+        [answer_length(q.get("baseline_answer")) for q in valid],
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     return summary
+
+
+def answer_length(answer) -> int:
+    """Characters of an answer (all turns of a multi-turn one), the length AlpacaEval's length control uses."""
+    if answer is None:
+        return 0
+    return sum(map(len, answer)) if isinstance(answer, list) else len(answer)
 
 
 def summarize_grades(rows: list[dict]) -> list[dict]:
@@ -149,3 +184,55 @@ def summarize_grades(rows: list[dict]) -> list[dict]:
             }
         )
     return sorted(models, key=lambda m: -(m["average"] or 0))
+
+
+def _fit_length_glm(y: np.ndarray, x: np.ndarray, ridge: float = 1e-3, iterations: int = 50) -> tuple[float, float]:
+    """Logistic regression ``logit P(win) = theta + phi * x`` on soft labels ``y`` (Newton steps, small L2)."""
+    features = np.stack([np.ones_like(x), x], axis=1)
+    weights = np.zeros(2)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-features @ weights))
+        gradient = features.T @ (p - y) + ridge * weights
+        hessian = (features * (p * (1 - p))[:, None]).T @ features + ridge * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(weights[0]), float(weights[1])
+
+
+def length_controlled_win_rate(
+    outcomes: list[str],
+    model_lengths: list[float],
+    baseline_lengths: list[float],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """AlpacaEval 2's length-controlled win rate, minimal form (no per-instruction term).
+
+    Fits ``logit P(model wins) = theta + phi * tanh((len_model - len_baseline) / std)`` on the questions' outcomes
+    (a tie is half a win) and reports the win rate with the length term set to zero, ``sigmoid(theta)``; the CI is a
+    percentile bootstrap over questions (the GLM refitted on each resample).
+    """
+    n = len(outcomes)
+    if n == 0:
+        return {"win_rate": None, "ci_low": None, "ci_high": None, "n": 0}
+    y = np.asarray([WIN_VALUE[o] for o in outcomes], dtype=float)
+    delta = np.asarray(model_lengths, dtype=float) - np.asarray(baseline_lengths, dtype=float)
+    scale = delta.std()
+    x = np.tanh(delta / scale) if scale > 0 else np.zeros(n)
+
+    def controlled(idx) -> float:
+        theta, _ = _fit_length_glm(y[idx], x[idx])
+        return float(1.0 / (1.0 + np.exp(-theta)))
+
+    rng = np.random.default_rng(seed)
+    samples = [controlled(rng.integers(0, n, size=n)) for _ in range(n_resamples)]
+    lo, hi = np.percentile(samples, [100 * (1 - level) / 2, 100 * (1 + level) / 2]) if samples else (None, None)
+    return {
+        "win_rate": controlled(np.arange(n)),
+        "ci_low": None if lo is None else float(lo),
+        "ci_high": None if hi is None else float(hi),
+        "n": n,
+    }

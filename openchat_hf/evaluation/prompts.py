@@ -118,3 +118,41 @@ def grade_messages(question: Question, answer_turns: list[str], turn: int) -> li
         instructions += f" Rate only the assistant's answer to turn {turn}, the last one."
     parts.append("[Instructions]\n" + instructions + "\n\n" + GRADE_FORMAT)
     return [{"role": "system", "content": GRADE_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+# JSON verdicts: the same prompts with the format paragraph asking for a JSON object (evidence first, scores last),
+# sent with ``response_format`` when the judge's endpoint accepts it.
+PAIRWISE_FORMAT_JSON = (
+    "Write your evaluation first: the evidence for your judgement, citing specific strengths and mistakes of each "
+    "answer. Then give each assistant an overall score from 1 to 10 (10 is best). Reply with a JSON object only, "
+    'with the keys "evaluation" (your evidence, as text), "score_1" (the score of Assistant 1) and "score_2" (the '
+    "score of Assistant 2), in this order."
+)
+PAIRWISE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "evaluation": {"type": "string"},
+        "score_1": {"type": "number", "minimum": 1, "maximum": 10},
+        "score_2": {"type": "number", "minimum": 1, "maximum": 10},
+    },
+    "required": ["evaluation", "score_1", "score_2"],
+    "additionalProperties": False,
+}
+GRADE_FORMAT_JSON = (
+    "Explain your assessment briefly and objectively first. Then rate the answer from 1 to 10. Reply with a JSON "
+    'object only, with the keys "explanation" (your assessment, as text) and "rating" (the rating), in this order.'
+)
+GRADE_SCHEMA = {
+    "type": "object",
+    "properties": {"explanation": {"type": "string"}, "rating": {"type": "number", "minimum": 1, "maximum": 10}},
+    "required": ["explanation", "rating"],
+    "additionalProperties": False,
+}
+
+
+def as_json_prompt(messages: list[dict], text_format: str, json_format: str) -> list[dict]:
+    """``messages`` with the text-format paragraph of the last message replaced by the JSON one."""
+    last = messages[-1]["content"]
+    if text_format not in last:
+        raise ValueError("the prompt has no format paragraph to replace")
+    return [*messages[:-1], {**messages[-1], "content": last.replace(text_format, json_format)}]

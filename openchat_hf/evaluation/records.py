@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +100,11 @@ class JsonlAppender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def failure_row(step: str, question_id, error: Exception | str, **extra) -> dict:
+    """One line of a ``failures.jsonl``: an item that still failed after the retries (left for the next run)."""
+    return {"step": step, "question_id": question_id, "error": str(error), **extra, "tstamp": time.time()}
 
 
 def read_rows(path: str | Path) -> list[dict]:

@@ -8,6 +8,7 @@ import pytest
 from conftest import write_answers
 
 from openchat_hf.cli import main
+from openchat_hf.evaluation.protocols import get_protocol
 from openchat_hf.evaluation.questions import load_questions
 
 MODEL_KEYS = {
@@ -26,6 +27,9 @@ MODEL_KEYS = {
     "n_questions",
     "categories",
     "questions",
+    "length_controlled",
+    "coverage",
+    "protocol",
 }
 QUESTION_KEYS = {
     "question_id",
@@ -37,6 +41,9 @@ QUESTION_KEYS = {
     "baseline_score",
     "outcome",
     "reviews",
+    "protocol",
+    "prompts_sha256",
+    "verdict_source",
 }
 
 
@@ -77,6 +84,8 @@ def test_answers_judge_report_end_to_end(tmp_path, model_server, judge_server, c
                 "fake-judge",
                 "--out",
                 str(tmp_path / "judge"),
+                "--question-ids",
+                *ids,
             ]
         )
         == 0
@@ -96,10 +105,16 @@ def test_answers_judge_report_end_to_end(tmp_path, model_server, judge_server, c
         "base_url": judge_server.base_url,
         "prompts_version": "openchat-hf-v1",
         "samples": 1,
+        "protocol": "openchat-hf",
+        "prompts_sha256": get_protocol("openchat-hf").prompts_sha256,
     }
+    assert report["protocol"] == {"name": "openchat-hf", "prompts_sha256": get_protocol(None).prompts_sha256}
     assert report["mt_bench"] is None
     (model,) = report["models"]
     assert set(model) >= MODEL_KEYS and model["model"] == "tiny-chat"
+    assert model["coverage"] == {"judged": 6, "total": 6, "complete": True}
+    assert set(model["length_controlled"]) == {"win_rate", "ci_low", "ci_high", "n"}
+    assert model["length_controlled"]["n"] == 6
     assert all(set(q) >= QUESTION_KEYS for q in model["questions"])
     # the fake model answers GOOD (judge: 8) to questions of even length, BAD (4) to odd; the baseline gets 6
     questions = {str(q.question_id): q for q in load_questions("vicuna")}

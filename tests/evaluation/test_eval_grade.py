@@ -20,6 +20,7 @@ def test_grades_per_turn_with_references_and_failures(tmp_path, judge_server):
     answers = write_answers(tmp_path / "m.jsonl", "my-model", ANSWERS)
     out = tmp_path / "grade"
     cfg = GradeConfig(answers=[answers], endpoint=endpoint(judge_server), out_dir=out, parse_retries=1)
+    cfg.question_ids = list(ANSWERS)
     result = run_grade(cfg)
     assert result.graded == 3 and result.failed_ratings == 1
     rows = {r["question_id"]: r for r in read_rows(out / "grades.jsonl")}

@@ -1,8 +1,15 @@
 """Metrics on hand-computed cases: balanced position calibration, ties, failures, rates, bootstrap CIs."""
 
+import numpy as np
 import pytest
 
-from openchat_hf.evaluation.metrics import bootstrap_cis, question_scores, summarize_grades, summarize_pairwise
+from openchat_hf.evaluation.metrics import (
+    bootstrap_cis,
+    length_controlled_win_rate,
+    question_scores,
+    summarize_grades,
+    summarize_pairwise,
+)
 
 
 def review(order, model, baseline, sample=0, error=None):
@@ -121,3 +128,58 @@ def test_summarize_grades_per_turn_and_category():
     assert m["categories"] == {"math": 6.0, "writing": 10.0}
     assert m["failures"] == 1
     assert n["average"] == 4.0
+
+
+def planted(n: int, theta: float, phi: float, seed: int):
+    """Synthetic judgments: the model's answers are longer on average and the judge prefers longer answers
+    (``logit P(win) = theta + phi * tanh(delta / std)``); ``theta`` is the known length-free strength."""
+    rng = np.random.default_rng(seed)
+    baseline_len = rng.integers(200, 1200, size=n)
+    model_len = baseline_len + rng.normal(400, 300, size=n).astype(int)
+    delta = model_len - baseline_len
+    p = 1 / (1 + np.exp(-(theta + phi * np.tanh(delta / delta.std()))))
+    outcomes = ["win" if u < p_i else "loss" for u, p_i in zip(rng.random(n), p)]
+    return outcomes, model_len.tolist(), baseline_len.tolist()
+
+
+@pytest.mark.parametrize("theta", [0.0, 1.0])
+def test_length_control_removes_a_planted_length_bias(theta):
+    outcomes, model_len, baseline_len = planted(3000, theta, phi=2.0, seed=1)
+    raw = outcomes.count("win") / len(outcomes)
+    lc = length_controlled_win_rate(outcomes, model_len, baseline_len, n_resamples=50, seed=0)
+    truth = 1 / (1 + np.exp(-theta))
+    assert raw > truth + 0.15  # the bias inflates the raw win rate
+    assert lc["win_rate"] == pytest.approx(truth, abs=0.03)
+    assert lc["ci_low"] < lc["win_rate"] < lc["ci_high"] and lc["n"] == 3000
+
+
+def test_length_control_without_a_bias_is_the_raw_win_rate():
+    outcomes, model_len, baseline_len = planted(3000, 0.5, phi=0.0, seed=2)
+    raw = outcomes.count("win") / len(outcomes)
+    lc = length_controlled_win_rate(outcomes, model_len, baseline_len, n_resamples=20)
+    assert lc["win_rate"] == pytest.approx(raw, abs=0.03)
+
+
+def test_length_control_of_equal_lengths_and_ties():
+    lc = length_controlled_win_rate(["win", "tie", "loss", "win"], [5] * 4, [5] * 4, n_resamples=20)
+    assert lc["win_rate"] == pytest.approx(0.625, abs=1e-3)  # no length signal: (1 + .5 + 0 + 1) / 4
+    assert length_controlled_win_rate([], [], [])["win_rate"] is None
+
+
+def sample_review(order, sample, model, baseline, error=None):
+    return {"order": order, "sample": sample, "model_score": model, "baseline_score": baseline, "error": error}
+
+
+def test_k_samples_balanced_versus_faireval_aggregation():
+    # model_first: 3 good samples (8, 6 each); baseline_first: 1 of 3 succeeded (4, 7), 2 failed
+    reviews = [sample_review("model_first", s, 8, 6) for s in range(3)] + [
+        sample_review("baseline_first", 0, 4, 7),
+        sample_review("baseline_first", 1, None, None, "unparseable"),
+        sample_review("baseline_first", 2, None, None, "unparseable"),
+    ]
+    # balanced: mean per order, then of the orders: model (8 + 4) / 2 = 6, baseline (6 + 7) / 2 = 6.5 -> loss
+    assert question_scores(reviews, "balanced") == (6.0, 6.5, "loss")
+    # FairEval: the 4 successful samples pooled: model (24 + 4) / 4 = 7, baseline (18 + 7) / 4 = 6.25 -> win
+    assert question_scores(reviews, "faireval") == (7.0, 6.25, "win")
+    assert question_scores(reviews[3:4] + reviews[4:], "faireval") == (4.0, 7.0, "loss")
+    assert question_scores(reviews[4:], "faireval") == (None, None, "failed")

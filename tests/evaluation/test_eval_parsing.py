@@ -1,5 +1,8 @@
 """Score parsing of judge reviews: the formats real judges write, and failures that must not become scores."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from openchat_hf.evaluation.parsing import ScoreParseError, parse_pair_scores, parse_rating
@@ -66,3 +69,68 @@ def test_parse_rating(text, expected):
 def test_parse_rating_failures(text):
     with pytest.raises(ScoreParseError):
         parse_rating(text)
+
+
+REVIEWS_DIR = Path(__file__).parent / "data" / "vicuna_reviews_2023"
+# Where FastChat's hand-fixed `score` disagrees with what the review itself says, a person reads the review's words.
+READ_FROM_TEXT = {
+    ("bard", 70): ([10, 4], "Scores:\nAssistant 1: 10\nAssistant 2: 4"),
+    ("llama-13b", 70): ([10, 4], "Scores:\nAssistant 1: 10\nAssistant 2: 4"),
+}
+
+
+def recorded_reviews():
+    for path in sorted(REVIEWS_DIR.glob("review_*_vicuna-13b.jsonl")):
+        model = path.stem.removeprefix("review_").removesuffix("_vicuna-13b")
+        for line in path.read_text().splitlines():
+            yield model, json.loads(line)
+
+
+def human_reading(model: str, review: dict) -> list[float]:
+    if (model, review["question_id"]) in READ_FROM_TEXT:
+        scores, quote = READ_FROM_TEXT[(model, review["question_id"])]
+        assert quote in review["text"] and review["score"] != scores
+        return scores
+    return review["score"]
+
+
+def test_every_recorded_gpt4_review_parses_as_a_person_reads_it():
+    reviews = list(recorded_reviews())
+    assert len(reviews) == 240
+    wrong = [
+        (model, r["question_id"], human_reading(model, r), parse_pair_scores(r["text"]))
+        for model, r in reviews
+        if parse_pair_scores(r["text"]) != human_reading(model, r)
+    ]
+    assert wrong == []
+
+
+def test_a_python_tuple_of_scores_is_read_but_coordinates_are_not():
+    text = (
+        "First, the points (2, -2) and (10, 4) give distance sqrt(8^2 + 6^2) = 10.\n\nAssistant 1 is wrong.\n\n"
+        "In conclusion, the scores are (1, 5) for Assistant 1 and Assistant 2, respectively."
+    )
+    assert parse_pair_scores(text) == [1, 5]
+    assert parse_pair_scores("Solving it: the vertex is at (3, 4).\n\n(9, 2)") == [9, 2]
+    with pytest.raises(ScoreParseError):
+        parse_pair_scores("The endpoints are (2, -2) and (10, 4); both assistants got it right.")
+
+
+def test_a_numbered_list_after_an_assistant_label_is_no_score():
+    text = "8 6\nAssistant 1: 1. Create a schedule, 2. Prioritize tasks.\nAssistant 2: 2. Take breaks is its main tip."
+    assert parse_pair_scores(text) == [8, 6]  # the first line, not "1" and "2" of the lists
+    with pytest.raises(ScoreParseError):
+        parse_pair_scores("Assistant 1: 1. Create a schedule\nAssistant 2: 1. Set goals")
+    assert parse_pair_scores("Assistant 1: 8. Assistant 2: 7.") == [8, 7]  # sentence-final scores still are
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is correct and clear. I would rate it 7/10.", 7),
+        ("Solid work overall: 8 out of 10.", 8),
+        ("Rating: [[6]].", 6),
+    ],
+)
+def test_sentence_final_ratings(text, expected):
+    assert parse_rating(text) == expected

@@ -98,6 +98,8 @@ def test_answers_from_our_server_judged_and_reported(tmp_path, served_model, jud
                 "fake-judge",
                 "--out",
                 str(tmp_path / "judge"),
+                "--question-ids",
+                *ids,
             ]
         )
         == 0
