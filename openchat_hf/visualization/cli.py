@@ -74,11 +74,16 @@ def add_subcommands(subparsers) -> None:
 
     ev = commands.add_parser(
         "eval",
-        help="evaluation-results page from an `openchat-hf eval report` folder",
-        description="Write a self-contained page with relative scores, win/tie/loss, categories and every question.",
+        help="evaluation-results page from one or more `openchat-hf eval report` folders",
+        description="Write a self-contained page with relative scores, raw and length-controlled win rates, "
+        "win / tie / loss, judging-order agreement, categories, MT-bench grades and every question. Several report "
+        "folders (runs) are compared on one page.",
     )
-    ev.add_argument("report_dir", type=Path, help="folder holding report.json (or the report.json file)")
+    ev.add_argument("report_dirs", nargs="+", type=Path, metavar="REPORT_DIR",
+                    help="folder holding report.json (or the report.json file); give several to compare runs")  # fmt: skip
     ev.add_argument("out", type=Path, help="output folder (writes OUT/eval.html) or .html file")
+    ev.add_argument("--label", action="append", default=None, metavar="NAME",
+                    help="name of a run, once per REPORT_DIR in order (default: each report folder's name)")  # fmt: skip
     ev.set_defaults(func=run_eval)
 
 
@@ -110,8 +115,13 @@ def run_embeddings(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from openchat_hf.visualization.errors import VisualizationError
     from openchat_hf.visualization.eval_page import build_eval_page
 
-    page = build_eval_page(args.report_dir, args.out)
+    if args.label is not None and len(args.label) != len(args.report_dirs):
+        raise VisualizationError(
+            f"{len(args.label)} --label for {len(args.report_dirs)} report folders: give one each."
+        )
+    page = build_eval_page(args.report_dirs, args.out, labels=args.label)
     print(f"wrote {page}")
     return 0
