@@ -121,4 +121,4 @@ def test_generated_page_in_the_browser(run, served, open_page):
     page.locator("#results li").first.click()
     assert page.locator("#conversation .turn").count() == 2
     watch.assert_clean()
-    save_artifact(page, "embeddings-vicuna.png", docs_name="embeddings.png")
+    save_artifact(page, "embeddings-vicuna.png")

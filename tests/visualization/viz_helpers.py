@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 from pathlib import Path
 
 from openchat_hf.visualization.conversations import renderer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("OPENCHAT_HF_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "visualization"
-DOCS_IMAGES = REPO_ROOT / "docs" / "images"
 
 # Hostile strings that must show up as text and run nothing.
 HOSTILE_USER = (
@@ -28,14 +26,11 @@ HOSTILE_ASSISTANT = (
 )
 
 
-def save_artifact(page, name: str, docs_name: str | None = None) -> Path:
-    """Screenshot of ``page`` as a test artefact (and, when asked, as a docs image)."""
+def save_artifact(page, name: str) -> Path:
+    """Screenshot of ``page`` as a test artefact (docs images come from a demo run: see ``screenshots.py``)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=False)
-    if docs_name and os.environ.get("OPENCHAT_HF_UPDATE_DOCS_IMAGES") == "1":
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMAGES / docs_name)
     return path
 
 
