@@ -52,7 +52,7 @@ def demo_pages(demo_out: str | Path) -> dict[str, Path]:
     out = Path(demo_out)
     viz = out / "viz"
     if not viz.is_dir():
-        raise VisualizationError(f"{viz} not found: pass the folder `openchat-hf demo --out DIR` wrote.")
+        raise VisualizationError(f"{viz} not found: pass the folder `openchat-hf demo --output-dir DIR` wrote.")
     pages: dict[str, Path] = {}
     embeddings = sorted(viz.glob("*.embeddings.html"))
     if embeddings:

@@ -103,6 +103,7 @@ def test_eval_page_shows_the_report_numbers(served, open_page, tmp_path):
         "alpha-13b's answer",
         "gpt-3.5-turbo's answer (baseline)",
     ]
+    assert detail.locator(".words").all_inner_texts() == ["7 words", "7 words"]  # what length control is about
     assert detail.locator(".model-answer li").count() == 2  # Markdown list rendered
     assert detail.locator(".baseline-answer pre code").inner_text() == "print('sea')"
     box = detail.locator(".answers").bounding_box()

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 
 def _demo(root, source_name: str = "data"):
-    """A folder laid out as `openchat-hf demo --out` leaves it."""
+    """A folder laid out as `openchat-hf demo --output-dir` leaves it."""
     texts = rendered(sample_messages() * 4)
     coords = np.random.default_rng(0).normal(size=(len(texts), 3))
     build_embeddings_page(visualizer_data(texts, coords, np.arange(len(texts)) % 3), root / "viz" / "openchat.embeddings.html",
@@ -49,5 +49,5 @@ def test_a_page_showing_a_machine_path_is_refused(tmp_path):
     demo = _demo(tmp_path / "demo", source_name=str(tmp_path / "demo" / "data" / "clean"))
     with pytest.raises(VisualizationError, match="shows the machine path"):
         take_screenshots(demo, tmp_path / "images")
-    with pytest.raises(VisualizationError, match="pass the folder `openchat-hf demo --out DIR` wrote"):
+    with pytest.raises(VisualizationError, match="pass the folder `openchat-hf demo --output-dir DIR` wrote"):
         demo_pages(tmp_path / "nowhere")

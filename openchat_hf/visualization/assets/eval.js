@@ -344,10 +344,13 @@
     td.appendChild(markdownBlock(q.question, "question-full"));
     const answers = td.appendChild(OC.el("div", { class: "side-by-side answers" }));
     const left = answers.appendChild(OC.el("div", { class: "answer model-answer" }));
+    const words = (value) => turnsOf(value).join(" ").split(/\s+/).filter(Boolean).length;
     left.appendChild(OC.el("h4", null, `${m.model}'s answer`));
+    left.appendChild(OC.el("div", { class: "meta words" }, `${words(q.answer)} words`));
     left.appendChild(markdownBlock(q.answer, "answer-body"));
     const right = answers.appendChild(OC.el("div", { class: "answer baseline-answer" }));
     right.appendChild(OC.el("h4", null, `${baselineOf(m)}'s answer (baseline)`));
+    right.appendChild(OC.el("div", { class: "meta words" }, `${words(q.baseline_answer)} words`));
     right.appendChild(markdownBlock(q.baseline_answer, "answer-body"));
     const reviews = td.appendChild(OC.el("div", { class: "side-by-side reviews" }));
     reviews.appendChild(reviewColumn(q, m, "model_first"));

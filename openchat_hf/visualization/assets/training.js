@@ -71,7 +71,7 @@
     }
     Plotly.newPlot("loss-chart", traces, { margin: { t: 20, r: 70 }, xaxis: { title: { text: "optimizer step" } },
       yaxis: { title: { text: "loss" } }, legend: { orientation: "h", y: 1.12 },
-      yaxis2: { overlaying: "y", side: "right", showgrid: false, exponentformat: "e", title: { text: "learning rate" } } }, plotConfig);
+      yaxis2: { overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickformat: ".1e", title: { text: "learning rate" } } }, plotConfig);
   }
 
   function speedChart() {
