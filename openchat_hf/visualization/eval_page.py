@@ -139,9 +139,15 @@ def order_outcomes(reviews: Any) -> dict[str, Any]:
 
 
 def position_bias(questions: list[dict[str, Any]]) -> dict[str, Any]:
-    """How often the judge preferred the answer it read first, over the decided (non-tie) scored reviews."""
+    """How often the judge preferred the answer it read first, over the decided (non-tie) scored reviews.
+
+    Only questions scored in both orders count: with one order (e.g. the Vicuna-2023 protocol, the model always
+    first) "read first" and "the model" are the same answer and the share would measure the model, not the judge.
+    """
     first_won = decided = 0
     for q in questions:
+        if q.get("agreement") not in ("agree", "flip", "partial"):
+            continue
         for review in q.get("reviews") or []:
             scores = _review_scores(review)
             if scores is None or review.get("order") not in ("model_first", "baseline_first"):

@@ -277,3 +277,27 @@ def test_mt_bench_only_report(served, open_page):
     ]
     assert page.locator("#summary-section").is_hidden() and page.locator("#questions").is_hidden()
     watch.assert_clean()
+
+
+def test_report_as_the_evaluation_code_writes_it_now(served, open_page, tmp_path):
+    """Question-level protocol / verdict_source, MT-bench coverage, a one-order protocol."""
+    report = make_report()
+    report["models"] = report["models"][1:]
+    for q in report["models"][0]["questions"]:
+        q.update(protocol="vicuna-2023", prompts_sha256="ab" * 32, verdict_source="json")
+        q["reviews"] = [r for r in q["reviews"] if r["order"] == "model_first"]
+    report["mt_bench"]["models"][0]["coverage"] = {"judged": 2, "total": 3, "complete": False}
+    build_eval_page(report, served.root / "now.html")
+    watch = open_page(served.url("now.html"), READY)
+    page = watch.page
+    assert page.evaluate("window.ocEval.failures") == []
+    assert "cannot show position bias" in page.inner_text("#bias-section")
+    assert "alpha-13b (MT-bench grades): only 2 of 3 questions were judged" in page.inner_text("#warnings")
+    assert _rows(page, "#mt-bench")[1][-1] == "2 of 3 (incomplete)"
+    page.locator("#questions tr[data-question='1']").click()
+    detail = page.locator("#questions tr[data-detail='1']")
+    assert (
+        detail.locator(".verdict-source").inner_text() == "protocol vicuna-2023 · verdict read from the judge's JSON"
+    )
+    assert detail.locator("[data-order='baseline_first'] .meta").inner_text() == "no review in this order"
+    watch.assert_clean()

@@ -240,3 +240,13 @@ def test_cli_eval_compares_runs(tmp_path, capsys):
     capsys.readouterr()
     assert main(["visualize", "eval", str(a), str(b), str(tmp_path / "s2"), "--label", "one"]) == 2
     assert "1 --label for 2 report folders" in capsys.readouterr().err
+
+
+def test_one_order_protocol_claims_no_position_bias():
+    report = make_report()
+    for q in report["models"][0]["questions"]:
+        q["reviews"] = [r for r in q["reviews"] if r["order"] == "model_first"]  # Vicuna-2023: the model always first
+    alpha = next(m for m in eval_page_data(report)["models"] if m["model"] == "alpha-13b")
+    assert {q["agreement"] for q in alpha["questions"]} == {"one_order", None}
+    assert alpha["position_bias"] == {"first_position_win_pct": None, "decided_reviews": 0, "disagreements": 0,
+                                      "flips": 0, "both_orders": 0}  # fmt: skip

@@ -59,7 +59,8 @@
       note.classList.remove("hidden");
     }
     const warnings = [...(data.comparability || [])];
-    models.forEach((m) => {
+    const mtModels = (data.mt_bench && Array.isArray(data.mt_bench.models)) ? data.mt_bench.models : [];
+    [...models, ...mtModels.map((m) => ({ ...m, label: `${m.label || m.model} (MT-bench grades)` }))].forEach((m) => {
       const c = m.coverage;
       if (c && c.complete === false) {
         warnings.push(`${m.label}: only ${coverageText(c).replace(" (incomplete)", "")} questions were judged; ` +
@@ -176,6 +177,10 @@
     const table = document.getElementById("bias");
     table.replaceChildren(row(["Model", ["Questions scored in both orders", "num"], ["Orders disagree", "num"],
       ["of which flips (win ↔ loss)", "num"], ["Judge preferred the answer it read first", "num"]], true));
+    if (models.every((m) => !(m.position_bias || {}).both_orders)) {
+      table.before(OC.el("p", { class: "meta one-order" }, "No question was scored in both orders (a one-order " +
+        "protocol, or every second reading failed): this run cannot show position bias."));
+    }
     models.forEach((m) => {
       const b = m.position_bias || {};
       const first = typeof b.first_position_win_pct === "number"
@@ -223,12 +228,13 @@
     const turnNames = [...new Set(mt.models.flatMap((m) => Object.keys(m.turns || {})))].sort();
     if (!turnNames.length) turnNames.push("1", "2");
     const table = document.getElementById("mt-bench");
+    const graded = mt.models.some((m) => m.coverage);
     table.replaceChildren(row(["Model", ["Average", "num"], ...turnNames.map((t) => [`Turn ${t}`, "num"]),
-      ...cats.map((c) => [c, "num"])], true));
+      ...cats.map((c) => [c, "num"]), ...(graded ? [["Graded", "num"]] : [])], true));
     mt.models.forEach((m) => {
       const turns = m.turns || {};
       table.appendChild(row([m.label || m.model, [OC.fmt(m.average, 2), "num"], ...turnNames.map((t) => [OC.fmt(turns[t], 2), "num"]),
-        ...cats.map((c) => [OC.fmt((m.categories || {})[c], 2), "num"])]));
+        ...cats.map((c) => [OC.fmt((m.categories || {})[c], 2), "num"]), ...(graded ? [[coverageText(m.coverage), "num"]] : [])]));
     });
     Plotly.newPlot("mt-turn-chart", turnNames.map((t, i) => ({
       type: "bar", name: `turn ${t}`, x: mt.models.map((m) => label(m.label || m.model)),
@@ -352,6 +358,11 @@
     right.appendChild(OC.el("h4", null, `${baselineOf(m)}'s answer (baseline)`));
     right.appendChild(OC.el("div", { class: "meta words" }, `${words(q.baseline_answer)} words`));
     right.appendChild(markdownBlock(q.baseline_answer, "answer-body"));
+    if (q.verdict_source || q.protocol) {
+      td.appendChild(OC.el("div", { class: "meta verdict-source" }, [q.protocol ? `protocol ${q.protocol}` : "",
+        q.verdict_source ? `verdict read from the judge's ${q.verdict_source === "json" ? "JSON" : "text"}` : ""]
+        .filter(Boolean).join(" · ")));
+    }
     const reviews = td.appendChild(OC.el("div", { class: "side-by-side reviews" }));
     reviews.appendChild(reviewColumn(q, m, "model_first"));
     reviews.appendChild(reviewColumn(q, m, "baseline_first"));
