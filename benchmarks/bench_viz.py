@@ -7,7 +7,9 @@
    ``model.encode`` call per conversation (no batching, silent truncation at 256 tokens); then the cached re-run.
 2. Page: first render of the explorer page with N points in headless Chromium (load event + next animation frame,
    and the page's own ``renderedAt``), against the page ``plotly`` itself writes for the same 3D scatter
-   (``fig.write_html(include_plotlyjs=True)``); plus a search over every text and a click -> conversation.
+   (``fig.write_html(include_plotlyjs=True)``); plus a search over every text, a click -> conversation and a switch
+   of the colouring to length. The page carries what ``visualize embeddings`` writes: named groups and per-point
+   model / length / turns.
 
 Prints a table of ratios against the baselines measured in the same process.
 """
@@ -137,7 +139,15 @@ def bench_render(points: int, repeats: int) -> list[tuple[str, float, str]]:
     colors = rng.integers(0, 12, size=points)
     coords = rng.normal(size=(points, 3)) + colors[:, None]
     root = Path(tempfile.mkdtemp(prefix="bench_viz_page_"))
-    build_embeddings_page(visualizer_data(texts, coords, colors), root / "ours.html")
+    # As `visualize embeddings` writes it: named groups and per-point model / length / turns to colour by.
+    meta = {
+        "source": "bench",
+        "silhouette": 0.08,
+        "cluster_terms": {str(c): [WORDS[c], WORDS[c + 1]] for c in range(12)},
+    }
+    attributes = {"words": [len(t.split()) for t in texts], "turns": [1 + i % 3 for i in range(points)],
+                  "model": [f"Model: GPT-{3 + i % 2}" for i in range(points)]}  # fmt: skip
+    build_embeddings_page(visualizer_data(texts, coords, colors), root / "ours.html", meta=meta, attributes=attributes)
     fig = go.Figure(
         [
             go.Scatter3d(
@@ -159,7 +169,8 @@ def bench_render(points: int, repeats: int) -> list[tuple[str, float, str]]:
     )
     server = _serve(root)
     base = f"http://127.0.0.1:{server.server_port}"
-    results: dict[str, list[float]] = {"plotly": [], "ours": [], "ours_rendered": [], "search": [], "click": []}
+    results: dict[str, list[float]] = {"plotly": [], "ours": [], "ours_rendered": [], "search": [], "click": [],
+                                       "colour": []}  # fmt: skip
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         for _ in range(repeats):
@@ -179,6 +190,8 @@ def bench_render(points: int, repeats: int) -> list[tuple[str, float, str]]:
                         "() => { const t = performance.now(); window.ocViz.search('river music'); return performance.now() - t; }"))  # fmt: skip
                     results["click"].append(page.evaluate(
                         "() => { const t = performance.now(); window.ocViz.showConversation(4242); return performance.now() - t; }"))  # fmt: skip
+                    results["colour"].append(page.evaluate(
+                        "async () => { const t = performance.now(); await window.ocViz.setColourMode('words'); return performance.now() - t; }"))  # fmt: skip
                 page.close()
         browser.close()
     server.shutdown()
@@ -189,6 +202,7 @@ def bench_render(points: int, repeats: int) -> list[tuple[str, float, str]]:
         ("explorer page, plot rendered (ocViz.renderedAt)", med["ours_rendered"], "-"),
         (f"search over {points} texts", med["search"], "-"),
         ("click -> conversation pane", med["click"], "-"),
+        ("colour by length (re-draw every point)", med["colour"], "-"),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Visualization: a conversation-embedding explorer and an evaluation-results page, as self-contained web pages.
+"""Visualization: a conversation explorer, an evaluation-results page and a training page, as self-contained pages.
 
 Heavy dependencies (sentence-transformers, umap-learn, scikit-learn, plotly) are imported where they are used.
 """
@@ -14,6 +14,8 @@ from openchat_hf.visualization.embeddings_page import (
 from openchat_hf.visualization.errors import VisualizationError
 from openchat_hf.visualization.eval_page import build_eval_page, load_report
 from openchat_hf.visualization.projection import ProjectionConfig, cluster, project_3d
+from openchat_hf.visualization.topics import cluster_terms
+from openchat_hf.visualization.training_page import build_training_page
 
 __all__ = [
     "Conversation",
@@ -25,7 +27,9 @@ __all__ = [
     "VisualizationError",
     "build_embeddings_page",
     "build_eval_page",
+    "build_training_page",
     "cluster",
+    "cluster_terms",
     "embed_texts",
     "load_conversations",
     "load_report",

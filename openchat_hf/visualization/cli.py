@@ -1,4 +1,5 @@
-"""``openchat-hf visualize embeddings DATASET OUT`` and ``openchat-hf visualize eval REPORT_DIR OUT``."""
+"""``openchat-hf visualize embeddings DATASET OUT``, ``visualize eval REPORT_DIR... OUT`` and
+``visualize training CHECKPOINT_DIR OUT``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def _k_range(value: str) -> tuple[int, int]:
 
 
 def add_subcommands(subparsers) -> None:
-    parser = subparsers.add_parser("visualize", help="conversation-embedding explorer and evaluation-results pages")
+    parser = subparsers.add_parser(
+        "visualize", help="web pages: conversation explorer, evaluation results, training run"
+    )
     commands = parser.add_subparsers(dest="visualize_command", metavar="PAGE", required=True)
 
     emb = commands.add_parser(
@@ -74,12 +77,29 @@ def add_subcommands(subparsers) -> None:
 
     ev = commands.add_parser(
         "eval",
-        help="evaluation-results page from an `openchat-hf eval report` folder",
-        description="Write a self-contained page with relative scores, win/tie/loss, categories and every question.",
+        help="evaluation-results page from one or more `openchat-hf eval report` folders",
+        description="Write a self-contained page with relative scores, raw and length-controlled win rates, "
+        "win / tie / loss, judging-order agreement, categories, MT-bench grades and every question. Several report "
+        "folders (runs) are compared on one page.",
     )
-    ev.add_argument("report_dir", type=Path, help="folder holding report.json (or the report.json file)")
+    ev.add_argument("report_dirs", nargs="+", type=Path, metavar="REPORT_DIR",
+                    help="folder holding report.json (or the report.json file); give several to compare runs")  # fmt: skip
     ev.add_argument("out", type=Path, help="output folder (writes OUT/eval.html) or .html file")
+    ev.add_argument("--label", action="append", default=None, metavar="NAME",
+                    help="name of a run, once per REPORT_DIR in order (default: each report folder's name)")  # fmt: skip
     ev.set_defaults(func=run_eval)
+
+    tr = commands.add_parser(
+        "training",
+        help="training-run page: loss, tokens/s and supervised share per step, beside the data report",
+        description="Write a self-contained page from a training run's trainer_state.json (the folder's own, else "
+        "its newest checkpoint-N) and, with --data-report, the data pipeline's report.json and dropped.jsonl.",
+    )
+    tr.add_argument("checkpoint_dir", type=Path, help="the run's --output_dir (or one checkpoint-N folder)")
+    tr.add_argument("out", type=Path, help="output folder (writes OUT/training.html) or .html file")
+    tr.add_argument("--data-report", type=Path, default=None, metavar="DATA_DIR",
+                    help="the data pipeline's output folder (or its report.json) the run trained on")  # fmt: skip
+    tr.set_defaults(func=run_training)
 
 
 def run_embeddings(args: argparse.Namespace) -> int:
@@ -110,8 +130,21 @@ def run_embeddings(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from openchat_hf.visualization.errors import VisualizationError
     from openchat_hf.visualization.eval_page import build_eval_page
 
-    page = build_eval_page(args.report_dir, args.out)
+    if args.label is not None and len(args.label) != len(args.report_dirs):
+        raise VisualizationError(
+            f"{len(args.label)} --label for {len(args.report_dirs)} report folders: give one each."
+        )
+    page = build_eval_page(args.report_dirs, args.out, labels=args.label)
+    print(f"wrote {page}")
+    return 0
+
+
+def run_training(args: argparse.Namespace) -> int:
+    from openchat_hf.visualization.training_page import build_training_page
+
+    page = build_training_page(args.checkpoint_dir, args.out, data_report=args.data_report)
     print(f"wrote {page}")
     return 0

@@ -39,11 +39,26 @@ _LEADING_SPECIAL = re.compile(r"^<[^<>\s]{1,32}>")
 
 @dataclass
 class Conversation:
-    """One conversation: a stable id, its messages and its rendered text."""
+    """One conversation: a stable id, its messages, its rendered text and the model that wrote it (when known)."""
 
     id: str
     text: str
     messages: list[dict[str, str]] = field(default_factory=list)
+    model: str | None = None
+
+    @property
+    def content(self) -> str:
+        """The messages' text without the template's prefixes and tokens."""
+        return "\n".join(m.get("content") or "" for m in self.messages) if self.messages else self.text
+
+    @property
+    def num_words(self) -> int:
+        return len(self.content.split())
+
+    @property
+    def num_turns(self) -> int:
+        """Turns as MT-bench counts them: the user's messages (1 for a single question and answer)."""
+        return sum(m.get("role") == "user" for m in self.messages) or (1 if self.messages else 0)
 
 
 def renderer(model_type: ModelType | str) -> ChatTemplate:
@@ -110,7 +125,9 @@ def conversations_from_rows(rows: Any, model_type: ModelType | str = "openchat")
             skipped += 1
             logger.debug("Skipping row %d: %s", i, err)
             continue
-        out.append(Conversation(id=str(row.get("id", i)), text=text, messages=messages))
+        model = row.get("model")
+        out.append(Conversation(id=str(row.get("id", i)), text=text, messages=messages,
+                                model=str(model) if model not in (None, "") else None))  # fmt: skip
     if skipped:
         logger.warning("Skipped %d rows that are not valid conversations.", skipped)
     return out

@@ -1,4 +1,10 @@
-"""Conversations -> embeddings -> UMAP 3D + K-Means -> ``MODEL_TYPE.visualizer.json`` and an explorer web page."""
+"""Conversations -> embeddings -> UMAP 3D + K-Means -> ``MODEL_TYPE.visualizer.json`` and an explorer web page.
+
+The page explains itself in plain words (what a dot, a distance and a colour mean), names each cluster by its top
+terms (:mod:`~openchat_hf.visualization.topics`), colours by cluster, model, length or number of turns, and says so
+plainly when the silhouette shows the clusters are no real structure. Technical details sit in a "How this map was
+made" box; no machine path is shown.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ from openchat_hf.visualization.conversations import Conversation, load_conversat
 from openchat_hf.visualization.embedding import Backend, EmbeddingConfig, embed_texts
 from openchat_hf.visualization.errors import VisualizationError
 from openchat_hf.visualization.html import asset, plotly_js, render_page, write_page
-from openchat_hf.visualization.projection import ProjectionConfig, cluster, project_3d
+from openchat_hf.visualization.projection import WEAK_SILHOUETTE, ProjectionConfig, cluster, project_3d
+from openchat_hf.visualization.topics import cluster_terms
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +79,26 @@ def build_embeddings_page(
     title: str | None = None,
     meta: dict[str, Any] | None = None,
     ids: list[str] | None = None,
+    attributes: dict[str, list] | None = None,
     csp: bool = True,
 ) -> Path:
-    """Write the explorer page for visualizer data (``{text, embedding, color}``)."""
+    """Write the explorer page for visualizer data (``{text, embedding, color}``).
+
+    ``attributes`` are optional per-point lists the page can colour by: ``model`` (str or None), ``words`` and
+    ``turns`` (ints); the page computes words and turns from the text when they are missing.
+    """
     mt = get_model_type(model_type)
+    n = len(data["text"])
+    for name, values in (attributes or {}).items():
+        if len(values) != n:
+            raise VisualizationError(f"attribute {name!r} has {len(values)} values for {n} conversations.")
     page_data = {
-        "title": title or f"{mt.name} conversation embeddings",
+        "title": title or "Conversation map",
         "model_type": mt.name,
         "model_types": model_type_table(),
         "meta": meta or {},
         **({"ids": list(ids)} if ids is not None else {}),
+        **({"attributes": attributes} if attributes else {}),
         **data,
     }
     html = render_page(
@@ -92,6 +109,18 @@ def build_embeddings_page(
         csp=csp,
     )
     return write_page(out_path, html)
+
+
+def source_name(source: str | Path) -> str:
+    """A dataset's name for people: a folder's or file's name (never its full path), or the Hub id as given."""
+    path = Path(source)
+    if not path.exists():
+        return str(source)
+    if path.name == "clean" and path.parent.name:
+        return path.parent.name  # the data pipeline's OUT/clean: name it by OUT
+    if path.is_dir() and (path / "clean").is_dir():
+        return path.name
+    return path.name.removesuffix(".json").removesuffix(".text")
 
 
 def _sample(conversations: list[Conversation], max_points: int | None, seed: int) -> list[Conversation]:
@@ -124,22 +153,37 @@ def visualize_embeddings(
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{mt.name}.visualizer.json"
     json_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    k_note = (
-        f"k={clustering.k} chosen by silhouette over k={min(clustering.silhouettes)}..{max(clustering.silhouettes)}."
-        if clustering.silhouettes
-        else f"k={clustering.k} (given)."
-    )
+    if clustering.silhouettes:
+        k_note = f"k={clustering.k} chosen by silhouette over k={min(clustering.silhouettes)}..{max(clustering.silhouettes)}."
+    else:
+        k_note = f"k={clustering.k} (given)."
+    terms = cluster_terms([c.content for c in conversations], clustering.labels)
+    models = [c.model for c in conversations]
+    name = source_name(dataset)
     meta = {
-        "source": str(dataset),
+        "source": name,
         "description": f"{embedded.description} UMAP to 3D; K-Means on the original embeddings, {k_note}",
         "k": clustering.k,
+        "silhouette": None if clustering.silhouette is None else round(clustering.silhouette, 4),
+        "weak_structure": clustering.weak,
+        "weak_threshold": WEAK_SILHOUETTE,
         "silhouettes": {str(k): round(v, 4) for k, v in clustering.silhouettes.items()},
+        "cluster_terms": {str(k): v for k, v in terms.items()},
         "embedding_model": embedded.backend_id,
         "long_text": embedded.long_text,
         "num_long": embedded.num_long,
     }
+    attributes = {"words": [c.num_words for c in conversations], "turns": [c.num_turns for c in conversations]}
+    if any(models):
+        attributes["model"] = models
     page = build_embeddings_page(
-        data, out_dir / f"{mt.name}.embeddings.html", model_type=mt, meta=meta, ids=[c.id for c in conversations]
+        data,
+        out_dir / f"{mt.name}.embeddings.html",
+        model_type=mt,
+        title=f"Conversation map: {name}",
+        meta=meta,
+        ids=[c.id for c in conversations],
+        attributes=attributes,
     )
     logger.info("Wrote %s and %s.", json_path, page)
     return EmbeddingsPageResult(json_path, page, len(texts), clustering.k)

@@ -70,11 +70,21 @@ def project_3d(embeddings: np.ndarray, config: ProjectionConfig | None = None) -
     return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
+# Below this silhouette the clusters are no real structure (Kaufman & Rousseeuw: "no substantial structure").
+WEAK_SILHOUETTE = 0.25
+
+
 @dataclass
 class Clustering:
     labels: np.ndarray
     k: int
     silhouettes: dict[int, float]  # k -> score, when k was chosen by silhouette
+    silhouette: float | None = None  # the score of the labels returned (None for one cluster)
+
+    @property
+    def weak(self) -> bool:
+        """True when the silhouette says the clusters are not real structure."""
+        return self.silhouette is not None and self.silhouette < WEAK_SILHOUETTE
 
 
 def cluster(embeddings: np.ndarray, config: ProjectionConfig | None = None) -> Clustering:
@@ -93,7 +103,12 @@ def cluster(embeddings: np.ndarray, config: ProjectionConfig | None = None) -> C
         k = min(config.clusters, n)
         if k < config.clusters:
             logger.warning("Asked for %d clusters but there are only %d points: using %d.", config.clusters, n, k)
-        return Clustering(fit(k) if k > 1 else np.zeros(n, dtype=int), k, {})
+        labels = fit(k) if k > 1 else np.zeros(n, dtype=int)
+        score = None
+        if 1 < len(set(labels.tolist())) < n:
+            score = float(silhouette_score(x, labels, sample_size=min(config.silhouette_sample, n),
+                                           random_state=config.seed))  # fmt: skip
+        return Clustering(labels, k, {}, score)
     k_max = min(config.k_range[1], n - 1)
     if k_max < config.k_range[0]:
         logger.info("Too few points (%d) to choose k by silhouette: one cluster.", n)
@@ -112,4 +127,4 @@ def cluster(embeddings: np.ndarray, config: ProjectionConfig | None = None) -> C
     if best is None:
         return Clustering(np.zeros(n, dtype=int), 1, scores)
     logger.info("Chose k=%d by silhouette (%.3f); scores: %s", best[1], best[0], scores)
-    return Clustering(best[2], best[1], scores)
+    return Clustering(best[2], best[1], scores, best[0])

@@ -1,8 +1,7 @@
 """Fixtures of the visualization tests: hand-made data, a loopback HTTP server and headless Chromium (Playwright).
 
 Browser tests save screenshots under ``test-artifacts/visualization/`` (``$OPENCHAT_HF_TEST_ARTIFACTS`` overrides the
-root). With ``OPENCHAT_HF_UPDATE_DOCS_IMAGES=1`` they also refresh ``docs/images/embeddings.png`` and
-``docs/images/eval.png`` from those screenshots.
+root). They never touch ``docs/images``: those come from a demo run (``python -m openchat_hf.visualization.screenshots``).
 """
 
 from __future__ import annotations

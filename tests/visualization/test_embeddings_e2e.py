@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import datasets
 import numpy as np
@@ -69,6 +70,16 @@ def test_outputs_follow_the_original_format(run):
     html = (root / "out" / "openchat.embeddings.html").read_text(encoding="utf-8")
     assert f"K-Means on the original embeddings, k={k} chosen by silhouette over k=2..12" in html
     assert "were truncated to their first window" in html
+    payload = json.loads(re.search(r'id="oc-data">(.*?)</script>', html, re.S).group(1))
+    meta = payload["meta"]
+    assert meta["source"] == "data" and str(root) not in json.dumps(meta)
+    assert set(meta["cluster_terms"]) == {str(c) for c in set(data["color"])}
+    assert all(1 <= len(t) <= 4 for t in meta["cluster_terms"].values())
+    assert meta["silhouette"] == max(meta["silhouettes"].values())
+    assert meta["weak_structure"] == (meta["silhouette"] < 0.25)
+    assert payload["attributes"]["model"] == ["Model: GPT-3.5"] * len(rows)
+    assert payload["attributes"]["turns"] == [1] * len(rows)
+    assert payload["attributes"]["words"][0] == len(" ".join(m["content"] for m in rows[0]["messages"]).split())
 
 
 def test_rerun_reads_the_cache(run, caplog):
@@ -79,7 +90,10 @@ def test_rerun_reads_the_cache(run, caplog):
     assert f"0 windows computed, {len(rows)} from cache" in caplog.text
     data = json.loads((root / "out4" / "openchat.visualizer.json").read_text(encoding="utf-8"))
     assert sorted(set(data["color"])) == [0, 1, 2, 3]
-    assert "k=4 (given)" in (root / "out4" / "openchat.embeddings.html").read_text(encoding="utf-8")
+    html = (root / "out4" / "openchat.embeddings.html").read_text(encoding="utf-8")
+    assert "k=4 (given)" in html
+    meta = json.loads(re.search(r'id="oc-data">(.*?)</script>', html, re.S).group(1))["meta"]
+    assert isinstance(meta["silhouette"], float) and meta["silhouettes"] == {}  # scored even when k is given
 
 
 @pytest.mark.browser
@@ -90,7 +104,16 @@ def test_generated_page_in_the_browser(run, served, open_page):
     page = watch.page
     data = json.loads((root / "out" / "openchat.visualizer.json").read_text(encoding="utf-8"))
     assert page.locator("#legend .chip").count() == len(set(data["color"]))
-    assert "chosen by silhouette" in page.inner_text("#meta")
+    assert "chosen by silhouette" in page.locator("#how-text").text_content()
+    header = page.inner_text("#meta")
+    assert header.startswith(f"Each dot is one of the {len(rows)} conversations of “data”.")
+    assert str(root) not in page.inner_text("header") and "K-Means" not in header
+    # Groups are named by their top terms: the coding questions' group by code words.
+    coding = [c for c, r in zip(data["color"], rows) if r["source"] == "coding"]
+    chip = page.locator(f"#legend .chip[data-cluster='{max(set(coding), key=coding.count)}']").inner_text()
+    assert {"def", "return", "function", "code", "implement", "python", "program"} & set(
+        chip.replace(",", " ").split()
+    ), chip
     page.fill("#search", "Python")
     page.wait_for_function("() => document.getElementById('search-status').textContent.endsWith('es')")
     first = int(page.locator("#results li").first.get_attribute("data-index"))
@@ -98,4 +121,4 @@ def test_generated_page_in_the_browser(run, served, open_page):
     page.locator("#results li").first.click()
     assert page.locator("#conversation .turn").count() == 2
     watch.assert_clean()
-    save_artifact(page, "embeddings-vicuna.png", docs_name="embeddings.png")
+    save_artifact(page, "embeddings-vicuna.png")

@@ -42,7 +42,7 @@ def test_click_and_search(served, open_page, model_type):
 
     legend = page.inner_text("#legend")
     for cluster in range(3):
-        assert f"Cluster {cluster} ({data['color'].count(cluster)})" in legend
+        assert f"Group {cluster} ({data['color'].count(cluster)})" in legend
 
     # The second point of cluster 1's trace is the second conversation coloured 1.
     expected = [i for i, c in enumerate(data["color"]) if c == 1][1]
@@ -135,8 +135,8 @@ def test_dropped_visualizer_json_replaces_the_data(served, open_page, tmp_path):
     )
     page.wait_for_function("() => document.getElementById('banner').textContent.startsWith('Loaded')")
     legend = page.inner_text("#legend")
-    assert "Cluster 0 (5)" in legend and "Cluster 1 (4)" in legend and "Cluster 2" not in legend
-    assert page.inner_text("#title") == "Conversation embeddings (opencoder.visualizer.json)"
+    assert "Group 0 (5)" in legend and "Group 1 (4)" in legend and "Group 2" not in legend
+    assert page.inner_text("#title") == "Conversation map (opencoder.visualizer.json)"
     _click(page, 1, 0)  # first conversation of cluster 1 = index 5, an opencoder rendering
     turns = page.locator("#conversation .turn").evaluate_all(TURNS)
     # index 5 is sample 2 rendered by opencoder, parsed with the prefixes of every model type
@@ -148,5 +148,76 @@ def test_dropped_visualizer_json_replaces_the_data(served, open_page, tmp_path):
     page.set_input_files("#file", str(bad))
     page.wait_for_function("() => document.getElementById('banner').classList.contains('error')")
     assert "embedding[0] is not three numbers" in page.inner_text("#banner")
-    assert "Cluster 0 (5)" in page.inner_text("#legend")  # the loaded data is kept
+    assert "Group 0 (5)" in page.inner_text("#legend")  # the loaded data is kept
+    watch.assert_clean()
+
+
+def _legend(page) -> list[str]:
+    return page.locator("#legend .chip").all_inner_texts()
+
+
+def test_plain_header_named_groups_colour_modes_and_weak_structure_note(served, open_page):
+    messages = sample_messages() * 4  # 12 conversations: 1, 1 and 2 user turns
+    data = _data(rendered(messages))
+    meta = {
+        "source": "demo-data",
+        "description": "Embeddings: local:all-MiniLM-L6-v2:254. UMAP to 3D; K-Means on the original embeddings.",
+        "silhouette": 0.0841,
+        "weak_threshold": 0.25,
+        "silhouettes": {"2": 0.071, "3": 0.0841},
+        "cluster_terms": {"0": ["sort", "python", "list"], "1": ["aardvark", "poet"], "2": []},
+    }
+    models = ["Model: GPT-4", "Model: GPT-3.5", "Model: GPT-4"] * 4
+    attributes = {"words": [len(" ".join(m["content"] for m in c).split()) for c in messages],
+                  "turns": [sum(m["role"] == "user" for m in c) for c in messages], "model": models}  # fmt: skip
+    build_embeddings_page(data, served.root / "m.html", title="Conversation map: demo-data", meta=meta,
+                          attributes=attributes)  # fmt: skip
+    watch = open_page(served.url("m.html"), READY)
+    page = watch.page
+    assert page.inner_text("#title") == "Conversation map: demo-data"
+    header = page.inner_text("#meta")
+    assert header.startswith("Each dot is one of the 12 conversations of “demo-data”.")
+    assert "The 3 colours are groups of similar conversations" in header
+    for jargon in ("UMAP", "K-Means", "embedding", "silhouette", "/"):
+        assert jargon not in header, jargon
+    assert "K-Means" in page.locator("#how-text").text_content()
+    assert "Silhouette by k: 2: 0.07, 3: 0.08." in page.locator("#how-text").text_content()
+    note = page.inner_text("#structure-note")
+    assert note.startswith("The groups are weak") and "silhouette 0.08" in note
+    assert _legend(page) == ["0: sort, python, list (4)", "1: aardvark, poet (4)", "Group 2 (4)"]
+    _click(page, 1, 0)
+    assert "group 1: aardvark, poet · Model: GPT-3.5" in page.inner_text("#conversation .conv-head")
+
+    page.select_option("#colour-by", "model")
+    assert _legend(page) == ["Model: GPT-4 (8)", "Model: GPT-3.5 (4)"]
+    traces = page.evaluate("document.getElementById('plot').data.map(t => [t.name, t.customdata])")
+    assert traces[1] == ["Model: GPT-3.5 (4)", [1, 4, 7, 10]]
+    assert traces[-1][1] == [1]  # the selected point stays marked
+    page.select_option("#colour-by", "turns")
+    assert _legend(page) == ["1 turn (8)", "2 turns (4)"]
+    page.select_option("#colour-by", "words")
+    words = sorted(set(attributes["words"]))
+    assert sum(int(c.rsplit("(", 1)[1].rstrip(")")) for c in _legend(page)) == 12
+    assert _legend(page)[0].startswith(f"{words[0]}")
+    page.fill("#search", "aardvark")
+    page.wait_for_function("() => document.getElementById('search-status').textContent === '4 matches'")
+    page.select_option("#colour-by", "cluster")  # search marks survive a colour change
+    search_trace = page.evaluate(
+        "(() => { const d = document.getElementById('plot').data; return d[d.length - 2].customdata; })()"
+    )
+    assert search_trace == [1, 4, 7, 10]
+    watch.assert_clean()
+    save_artifact(page, "embeddings-named-groups.png")
+
+
+def test_colour_modes_of_a_dropped_file_without_attributes(served, open_page):
+    build_embeddings_page(_data(rendered(sample_messages())), served.root / "n.html")
+    watch = open_page(served.url("n.html"), READY)
+    page = watch.page
+    assert page.locator("#structure-note").is_hidden()  # no silhouette known: no claim either way
+    assert page.locator("#colour-by option[value='model']").is_disabled()
+    page.evaluate("window.ocViz.setColourMode('turns')")
+    assert _legend(page) == ["1 turn (2)", "2 turns (1)"]  # counted from the rendered text
+    page.evaluate("window.ocViz.setColourMode('model')")  # not available: back to the groups
+    assert page.input_value("#colour-by") == "cluster"
     watch.assert_clean()

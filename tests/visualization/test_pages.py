@@ -151,3 +151,102 @@ def test_max_points_samples_a_seeded_ordered_subset():
     assert _sample(conversations, None, seed=1) == conversations == _sample(conversations, 50, seed=1)
     with pytest.raises(VisualizationError, match="max_points must be at least 1"):
         EmbeddingsPageConfig(max_points=0)
+
+
+def test_order_outcomes_flag_position_bias():
+    from openchat_hf.visualization.eval_page import order_outcomes
+
+    def review(order, scores=None, model=None, baseline=None, error=None):
+        return {"order": order, "scores": scores, "model_score": model, "baseline_score": baseline, "error": error}
+
+    # The judge's own layout (model_score / baseline_score) and the raw [Assistant 1, Assistant 2] one agree.
+    flip = [review("model_first", model=9, baseline=7), review("baseline_first", [9, 7])]
+    assert order_outcomes(flip) == {
+        "order_outcomes": {"model_first": "win", "baseline_first": "loss"},
+        "agreement": "flip",
+        "orders_disagree": True,
+    }
+    partial = [review("model_first", [6, 6]), review("baseline_first", [5, 8])]
+    assert order_outcomes(partial)["agreement"] == "partial"
+    # Samples of one order are averaged before the verdict: (9 + 5) / 2 = 7 vs 7 is a tie.
+    samples = [review("model_first", [9, 7]), review("model_first", [5, 7]), review("baseline_first", [7, 7])]
+    assert order_outcomes(samples)["order_outcomes"] == {"model_first": "tie", "baseline_first": "tie"}
+    failed_one = [review("model_first", [8, 7]), review("baseline_first", None, error="no scores")]
+    assert order_outcomes(failed_one) == {
+        "order_outcomes": {"model_first": "win"},
+        "agreement": "one_order",
+        "orders_disagree": False,
+    }
+    assert order_outcomes(None)["agreement"] is None
+
+
+def test_new_report_keys_are_read_and_older_reports_keep_working():
+    data = eval_page_data(make_report())
+    beta, alpha = data["models"]
+    assert alpha["length_controlled"] == {"win_rate_pct": pytest.approx(42.0), "ci_pct": pytest.approx([20.0, 65.0]),
+                                          "n": 3}  # fmt: skip
+    assert beta["coverage"] == {"judged": 4, "total": 5, "complete": False}
+    assert alpha["protocol"] == data["protocol"] == {"name": "openchat-v1-pairwise", "prompts_sha256": "3f2a9c0d1e4b5a6978877665544332211aabbccddeeff0011"}  # fmt: skip
+    assert alpha["position_bias"] == {"first_position_win_pct": pytest.approx(400 / 6), "decided_reviews": 6,
+                                      "disagreements": 1, "flips": 1, "both_orders": 3}  # fmt: skip
+    # Percentages stay percentages; a model-level key wins over the report-level one; junk is ignored.
+    report = make_report()
+    report["models"][0]["length_controlled"] = {"win_rate": 42.0, "ci_low": 20.0, "ci_high": 65.0, "n": 3}
+    report["models"][0]["win_rate"] = 50.0
+    report["models"][1]["coverage"] = "all of them"
+    report["models"][1]["protocol"] = {"name": "other"}
+    data = eval_page_data(report)
+    assert data["models"][1]["length_controlled"]["win_rate_pct"] == pytest.approx(42.0)
+    assert data["models"][0]["coverage"] is None and data["models"][0]["protocol"] == {"name": "other"}
+    assert data["protocol"] is None  # two protocols in one run: none shown in the header
+    old = eval_page_data(make_report(new_keys=False))
+    assert all(
+        m["length_controlled"] is None and m["coverage"] is None and m["protocol"] is None for m in old["models"]
+    )
+    assert old["protocol"] is None and old["runs"][0]["protocols"] == []
+
+
+def test_several_runs_are_labelled_by_folder_and_checked_for_comparability(tmp_path):
+    from openchat_hf.visualization.eval_page import run_labels
+
+    assert run_labels([tmp_path / "a" / "report", tmp_path / "b" / "report", tmp_path / "c" / "report.json"]) == [
+        "a/report",
+        "b/report",
+        "c",
+    ]
+    assert run_labels([{"models": []}, {"models": []}]) == ["run 1", "run 2"]
+    other = make_report()
+    other["baseline"] = "gpt-4"
+    data = eval_page_data([make_report(), other], ["x", "y"])
+    assert [m["label"] for m in data["models"]][:2] == ["beta-7b · x", "beta-7b · y"]
+    assert data["baseline"] is None and data["bench"] == "vicuna"
+    assert data["comparability"] == [
+        "The runs use different baselines (gpt-3.5-turbo, gpt-4): their scores are not comparable."
+    ]
+    assert [m["label"] for m in data["mt_bench"]["models"]] == ["alpha-13b · x", "alpha-13b · y"]
+    with pytest.raises(VisualizationError, match="1 run labels for 2 reports"):
+        eval_page_data([make_report(), other], ["x"])
+
+
+def test_cli_eval_compares_runs(tmp_path, capsys):
+    a = write_report(tmp_path / "a", make_report())
+    b = write_report(tmp_path / "b", make_report(new_keys=False))
+    assert (
+        main(["visualize", "eval", str(a), str(b), str(tmp_path / "site"), "--label", "before", "--label", "after"])
+        == 0
+    )
+    payload = re.search(r'id="oc-data">(.*?)</script>', (tmp_path / "site" / "eval.html").read_text(), re.S).group(1)
+    assert [r["label"] for r in json.loads(payload)["runs"]] == ["before", "after"]
+    capsys.readouterr()
+    assert main(["visualize", "eval", str(a), str(b), str(tmp_path / "s2"), "--label", "one"]) == 2
+    assert "1 --label for 2 report folders" in capsys.readouterr().err
+
+
+def test_one_order_protocol_claims_no_position_bias():
+    report = make_report()
+    for q in report["models"][0]["questions"]:
+        q["reviews"] = [r for r in q["reviews"] if r["order"] == "model_first"]  # Vicuna-2023: the model always first
+    alpha = next(m for m in eval_page_data(report)["models"] if m["model"] == "alpha-13b")
+    assert {q["agreement"] for q in alpha["questions"]} == {"one_order", None}
+    assert alpha["position_bias"] == {"first_position_win_pct": None, "decided_reviews": 0, "disagreements": 0,
+                                      "flips": 0, "both_orders": 0}  # fmt: skip

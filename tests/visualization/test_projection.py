@@ -47,3 +47,15 @@ def test_few_points_use_pca():
     assert project_3d(x[:2])[:, 1:].tolist() == [[0.0, 0.0], [0.0, 0.0]]  # 2 points: one axis, zero-padded
     with pytest.raises(VisualizationError, match="No embeddings"):
         project_3d(np.zeros((0, 4)))
+
+
+def test_silhouette_says_when_clusters_are_no_real_structure():
+    x, _ = _blobs(3)
+    separated = cluster(x, ProjectionConfig(k_range=(2, 6)))
+    assert separated.silhouette == max(separated.silhouettes.values()) and not separated.weak
+    noise = np.random.default_rng(0).normal(size=(200, 32))  # one round cloud: any split is arbitrary
+    blob = cluster(noise, ProjectionConfig(k_range=(2, 6)))
+    assert blob.silhouette < 0.25 and blob.weak
+    fixed = cluster(noise, ProjectionConfig(clusters=4))
+    assert fixed.silhouettes == {} and fixed.silhouette < 0.25 and fixed.weak  # scored when k is given too
+    assert cluster(x[:2], ProjectionConfig()).silhouette is None

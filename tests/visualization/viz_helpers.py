@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 from pathlib import Path
 
 from openchat_hf.visualization.conversations import renderer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("OPENCHAT_HF_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "visualization"
-DOCS_IMAGES = REPO_ROOT / "docs" / "images"
 
 # Hostile strings that must show up as text and run nothing.
 HOSTILE_USER = (
@@ -28,14 +26,11 @@ HOSTILE_ASSISTANT = (
 )
 
 
-def save_artifact(page, name: str, docs_name: str | None = None) -> Path:
-    """Screenshot of ``page`` as a test artefact (and, when asked, as a docs image)."""
+def save_artifact(page, name: str) -> Path:
+    """Screenshot of ``page`` as a test artefact (docs images come from a demo run: see ``screenshots.py``)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=False)
-    if docs_name and os.environ.get("OPENCHAT_HF_UPDATE_DOCS_IMAGES") == "1":
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMAGES / docs_name)
     return path
 
 
@@ -43,8 +38,15 @@ def _review(order: str, scores, text: str = "Both answers are relevant.", error=
     return {"order": order, "sample": sample, "text": text, "scores": scores, "error": error}
 
 
-def make_report(hostile_answer: str = "A **good** answer.\n\n- one\n- two") -> dict:
-    """A two-model Vicuna-bench report in the contract's format (ratios as the evaluation code writes them)."""
+PROTOCOL = {"name": "openchat-v1-pairwise", "prompts_sha256": "3f2a9c0d1e4b5a6978877665544332211aabbccddeeff0011"}
+
+
+def make_report(hostile_answer: str = "A **good** answer.\n\n- one\n- two", new_keys: bool = True) -> dict:
+    """A two-model Vicuna-bench report in the contract's format (ratios as the evaluation code writes them).
+
+    ``new_keys`` adds the contract's ``length_controlled``, ``coverage`` and ``protocol`` (``False``: an older
+    report without them) and MT-bench per-question grades.
+    """
     alpha_questions = [
         {
             "question_id": 1,
@@ -69,7 +71,8 @@ def make_report(hostile_answer: str = "A **good** answer.\n\n- one\n- two") -> d
             "model_score": 8.0,
             "baseline_score": 8.0,
             "outcome": "tie",
-            "reviews": [_review("model_first", [8, 8]), _review("baseline_first", [8, 8])],
+            # Position bias: each order prefers the answer it read first (a flip that averages to a tie).
+            "reviews": [_review("model_first", [9, 7]), _review("baseline_first", [9, 7])],
         },
         {
             "question_id": 3,
@@ -135,7 +138,7 @@ def make_report(hostile_answer: str = "A **good** answer.\n\n- one\n- two") -> d
         "categories": {"writing": {"relative_score": 1.25, "wins": 2, "ties": 0, "losses": 0, "n": 2}},
         "questions": beta_questions,
     }
-    return {
+    report = {
         "version": 1,
         "bench": "vicuna",
         "baseline": "gpt-3.5-turbo",
@@ -148,6 +151,22 @@ def make_report(hostile_answer: str = "A **good** answer.\n\n- one\n- two") -> d
             ]
         },
     }
+    if new_keys:
+        alpha["length_controlled"] = {"win_rate": 0.42, "ci_low": 0.2, "ci_high": 0.65, "n": 3}
+        alpha["coverage"] = {"judged": 4, "total": 4, "complete": True}
+        beta["length_controlled"] = {"win_rate": 0.8, "ci_low": 0.61, "ci_high": 0.95, "n": 3}
+        beta["coverage"] = {"judged": 4, "total": 5, "complete": False}
+        report["protocol"] = dict(PROTOCOL)
+        report["mt_bench"]["models"][0]["questions"] = [
+            {"question_id": 82, "category": "math", "model": "alpha-13b", "turns": [
+                {"turn": 1, "rating": 3, "text": "Wrong sum. Rating: [[3]]", "error": None},
+                {"turn": 2, "rating": 2, "text": "Still wrong <script>window.__pwned='mt'</script> [[2]]",
+                 "error": None}]},
+            {"question_id": 81, "category": "writing", "model": "alpha-13b", "turns": [
+                {"turn": 1, "rating": 9, "text": "Vivid. [[9]]", "error": None},
+                {"turn": 2, "rating": None, "text": "", "error": "no [[rating]] in the judge's answer"}]},
+        ]  # fmt: skip
+    return report
 
 
 def write_report(folder: Path, report: dict) -> Path:
