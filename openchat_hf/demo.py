@@ -90,6 +90,8 @@ def demo_commands(plan: DemoPlan = REAL_PLAN, d: str = "$D", base: str = "$BASE"
         "serve": ["openchat-hf", "serve", f"{d}/export", "--port", "18888", "--model-name", plan.served_model_name],
         "embeddings_page": ["openchat-hf", "visualize", "embeddings", f"{d}/data/clean", f"{d}/viz"],
         "eval_page": ["openchat-hf", "visualize", "eval", f"{d}/eval/report", f"{d}/viz"],
+        "training_page": ["openchat-hf", "visualize", "training", f"{d}/checkpoint",
+                          "--data-report", f"{d}/data/report.json", f"{d}/viz"],
     }  # fmt: skip
 
 
@@ -277,13 +279,16 @@ def run_demo(
     finally:
         _stop(server)
 
-    _say(f"{next(step)}/{total} Web pages: conversation explorer and evaluation results")
+    _say(f"{next(step)}/{total} Web pages: conversation explorer, evaluation results, training run")
     viz = out / "viz"
-    pages = {"embeddings": viz / "openchat.embeddings.html", "eval": viz / "eval.html"}
-    if not pages["embeddings"].exists():
-        _run(_concrete(commands["embeddings_page"], out, base, cli), env=env)
-    if not pages["eval"].exists():
-        _run(_concrete(commands["eval_page"], out, base, cli), env=env)
+    pages = {
+        "embeddings": viz / "openchat.embeddings.html",
+        "eval": viz / "eval.html",
+        "training": viz / "training.html",
+    }
+    for key, page in pages.items():
+        if not page.exists():
+            _run(_concrete(commands[f"{key}_page"], out, base, cli), env=env)
     summary["pages"] = {k: str(v) for k, v in pages.items()}
 
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
