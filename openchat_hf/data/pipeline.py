@@ -108,9 +108,8 @@ def run_pipeline(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     tokenizer_paths = parse_tokenizer_spec(config.tokenizer, config.model_types)
-    for path in dict.fromkeys(tokenizer_paths.values()):  # fail before any work
-        if not Path(path).is_dir():
-            load_tokenizer(path)
+    for name, path in tokenizer_paths.items():  # load and check every tokenizer before any work
+        load_tokenizer(path, name)
     files = discover_inputs(input_path, exclude=output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise DataPipelineError(f"Output {output_dir} exists and is not a folder.")
@@ -203,7 +202,7 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
     from openchat_hf.templates import setup_tokenizer
 
     model_type = get_model_type(name)
-    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_path, name)
     template = setup_tokenizer(tokenizer, model_type)
     converted = clean.map(
         convert_batch,

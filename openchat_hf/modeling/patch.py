@@ -16,12 +16,20 @@ from openchat_hf.modeling.export import serving_template, write_chat_templates
 logger = logging.getLogger(__name__)
 
 
-def load_base(base: str | Path, dtype: str = "auto") -> tuple[Any, Any]:
-    """Load a causal LM and its tokenizer from a local folder (or a cached Hub id), as ModelingError on failure."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_base(base: str | Path, dtype: str = "auto", model_type: Any = None) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer from a local folder (or a cached Hub id), as ModelingError on failure.
+
+    The tokenizer is loaded and checked first (:mod:`openchat_hf.tokenizer_loading`), before the weights.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from openchat_hf.tokenizer_loading import TokenizerLoadError, load_tokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(base))
+        tokenizer = load_tokenizer(base, model_type)
+    except TokenizerLoadError as err:
+        raise ModelingError(f"Cannot load a causal LM and tokenizer from {base}: {err.reason}") from err
+    try:
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
     except (OSError, ValueError) as err:
         raise ModelingError(
@@ -86,7 +94,7 @@ def patch_model(
     """
     mt = get_model_type(model_type)
     out = check_output_dir(out, overwrite)
-    model, tokenizer = load_base(base, dtype=dtype)
+    model, tokenizer = load_base(base, dtype=dtype, model_type=mt)
     eot_id = patch_loaded_model(model, tokenizer, mt, eot_init, context_method, max_length)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
