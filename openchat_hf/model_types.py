@@ -221,3 +221,11 @@ OPENCODER = register_model_type(
         add_bos=False,
     )
 )
+# Llama-3 (8K context): OpenChat's "Human: " / "Assistant: " turns, with Llama-3's own end-of-turn token as EOT.
+# `<|eot_id|>` is already a special token of every Llama-3 tokenizer (id 128009) and the EOS of Llama-3-Instruct, so
+# patching adds no vocabulary row (its embedding is kept as Meta trained it, and stays untouched by `patch`), the
+# exported model stops where Llama-3 tooling expects, and TGI / vLLM need no new token. The BOS is
+# `<|begin_of_text|>` (the template writes it; Llama-3's tokenizer itself adds none).
+OPENCHAT_LLAMA3 = register_model_type(
+    ModelType(name="openchat_llama3", family="llama", max_length=8192, eot_token="<|eot_id|>")
+)

@@ -118,15 +118,39 @@ class ChatTemplate:
         specials = {s for s in (*special_tokens, self.model_type.eot_token) if s and len(s) > 1}
         # Longest first, so a token that contains another is neutralised as a whole.
         self.special_tokens: tuple[str, ...] = tuple(sorted(specials, key=lambda s: (-len(s), s)))
+        self._special_set = frozenset(self.special_tokens)
+        # (first character, sorted distinct lengths of the special tokens starting with it), by first character.
+        lengths: dict[str, set[int]] = {}
+        for token in self.special_tokens:
+            lengths.setdefault(token[0], set()).add(len(token))
+        self._first_chars: tuple[tuple[str, tuple[int, ...]], ...] = tuple(
+            (first, tuple(sorted(n))) for first, n in sorted(lengths.items())
+        )
 
     # ----------------------------------------------------------------------------------------------------- text
     def neutralize(self, content: str) -> tuple[str, int]:
-        """Break every special-token string in ``content`` with a zero-width space; return the text and the count."""
+        """Break every special-token string in ``content`` with a zero-width space; return the text and the count.
+
+        One pass per distinct first character of the special tokens (usually one: ``<``), not one per token, so it
+        stays fast with thousands of added tokens: at every occurrence of that character where some special token
+        starts, a zero-width space goes after the character. :meth:`jinja` runs the very same algorithm, so Python
+        and Jinja agree character for character, and no special-token string can survive (each occurrence gets a
+        zero-width space after its first character).
+        """
         count = 0
-        for token in self.special_tokens:
-            if token in content:
-                count += content.count(token)
-                content = content.replace(token, token[0] + ZERO_WIDTH_SPACE + token[1:])
+        specials = self._special_set
+        for first, lengths in self._first_chars:
+            if first not in content:
+                continue
+            parts = content.split(first)
+            out = [parts[0]]
+            position = len(parts[0])
+            for part in parts[1:]:
+                hit = any(content[position : position + n] in specials for n in lengths)
+                out.append(first + ZERO_WIDTH_SPACE + part if hit else first + part)
+                count += hit
+                position += 1 + len(part)
+            content = "".join(out)
         return content, count
 
     def render(self, messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool = False) -> RenderedChat:
@@ -226,16 +250,15 @@ class ChatTemplate:
         (TGI's minijinja); it renders the same text.
         """
         mt = self.model_type
-        content = "message['content']"
-        for token in self.special_tokens:
-            content += f" | replace({_literal(token)}, {_literal(token[0] + ZERO_WIDTH_SPACE + token[1:])})"
         eot = _literal(mt.eot_token)
         gen_open, gen_close = ("{%- generation -%}", "{%- endgeneration -%}") if generation_markers else ("", "")
         lines = [
             f"{{#- openchat-hf chat template for model type {mt.name} -#}}",
+            *self._jinja_tables(),
             f"{{{{- {_literal(self.bos_token)} -}}}}" if self.bos_token else "",
             "{%- for message in messages -%}",
-            "{%- if message['content'] is string -%}{%- set content = " + content + " -%}",
+            "{%- if message['content'] is string -%}",
+            *self._jinja_neutralize("message['content']"),
             "{%- elif message['content'] is none -%}{%- set content = '' -%}",
             "{%- else -%}{{- raise_exception('Message content must be a string.') -}}{%- endif -%}",
             "{%- if message['role'] == 'system' -%}",
@@ -255,6 +278,36 @@ class ChatTemplate:
             f"{{%- if add_generation_prompt -%}}{{{{- {_literal(mt.generation_prefix)} -}}}}{{%- endif -%}}",
         ]
         return "\n".join(line for line in lines if line)
+
+    def _jinja_tables(self) -> list[str]:
+        """The special tokens as a Jinja mapping (an O(1) lookup), and their first characters with lengths."""
+        if not self.special_tokens:
+            return []
+        specials = ", ".join(f"{_literal(t)}: 1" for t in sorted(self.special_tokens))
+        firsts = ", ".join(f"[{_literal(c)}, {list(n)}]" for c, n in self._first_chars)
+        return [f"{{%- set oc_specials = {{{specials}}} -%}}", f"{{%- set oc_firsts = [{firsts}] -%}}"]
+
+    def _jinja_neutralize(self, source: str) -> list[str]:
+        """Jinja statements setting ``content`` to ``neutralize(source)`` (the same algorithm, step for step)."""
+        if not self.special_tokens:
+            return [f"{{%- set content = {source} -%}}"]
+        zwsp = _literal(ZERO_WIDTH_SPACE)
+        return [
+            f"{{%- set oc_text = namespace(value={source}) -%}}",
+            "{%- for oc_first in oc_firsts -%}{%- if oc_first[0] in oc_text.value -%}",
+            "{%- set oc_parts = oc_text.value.split(oc_first[0]) -%}",
+            "{%- set oc = namespace(out=oc_parts[0], pos=oc_parts[0] | length, hit=false) -%}",
+            "{%- for oc_part in oc_parts[1:] -%}",
+            "{%- set oc.hit = false -%}",
+            "{%- for n in oc_first[1] -%}{%- if oc_text.value[oc.pos:oc.pos + n] in oc_specials -%}"
+            "{%- set oc.hit = true -%}{%- endif -%}{%- endfor -%}",
+            f"{{%- set oc.out = oc.out + oc_first[0] + ({zwsp} if oc.hit else '') + oc_part -%}}",
+            "{%- set oc.pos = oc.pos + 1 + oc_part | length -%}",
+            "{%- endfor -%}",
+            "{%- set oc_text.value = oc.out -%}",
+            "{%- endif -%}{%- endfor -%}",
+            "{%- set content = oc_text.value -%}",
+        ]
 
 
 def setup_tokenizer(tokenizer: Any, model_type: ModelType | str) -> ChatTemplate:

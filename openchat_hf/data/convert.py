@@ -48,9 +48,10 @@ def parse_tokenizer_spec(spec: str | dict[str, str] | None, model_types: Sequenc
     return {m: mapping[m] for m in model_types}
 
 
-def load_tokenizer(path: str | Path) -> Any:
-    """A fast tokenizer from a local folder (clear errors for a missing or unusable path; never downloads)."""
-    from transformers import AutoTokenizer
+def load_tokenizer(path: str | Path, model_type: Any = None) -> Any:
+    """A checked fast tokenizer from a local folder (:mod:`openchat_hf.tokenizer_loading`; never downloads)."""
+    from openchat_hf.tokenizer_loading import TokenizerLoadError
+    from openchat_hf.tokenizer_loading import load_tokenizer as load_checked
 
     path = Path(path)
     if not path.is_dir():
@@ -59,12 +60,9 @@ def load_tokenizer(path: str | Path) -> Any:
             "(e.g. a base model saved with save_pretrained), or omit it to write only the clean dataset."
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except Exception as err:  # noqa: BLE001 - transformers raises many types here
-        raise DataPipelineError(f"Cannot load a tokenizer from {path}: {err}") from err
-    if not getattr(tokenizer, "is_fast", False):
-        raise DataPipelineError(f"The tokenizer in {path} is not a fast tokenizer; supervise masks need offsets.")
-    return tokenizer
+        return load_checked(path, model_type, local_files_only=True)
+    except TokenizerLoadError as err:
+        raise DataPipelineError(str(err)) from err
 
 
 def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list[int]]:

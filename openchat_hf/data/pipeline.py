@@ -126,9 +126,8 @@ def run_pipeline(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     tokenizer_paths = parse_tokenizer_spec(config.tokenizer, config.model_types)
-    for path in dict.fromkeys(tokenizer_paths.values()):  # fail before any work
-        if not Path(path).is_dir():
-            load_tokenizer(path)
+    for name, path in tokenizer_paths.items():  # load and check every tokenizer before any work
+        load_tokenizer(path, name)
     skipped: list[str] = []
     files = discover_inputs(input_path, exclude=output_dir, skipped=skipped)
     if output_dir.exists() and not output_dir.is_dir():
@@ -333,7 +332,7 @@ def _convert(
     from openchat_hf.templates import setup_tokenizer
 
     model_type = get_model_type(name)
-    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_path, name)
     template = setup_tokenizer(tokenizer, model_type)
     converted = clean.map(
         convert_batch,

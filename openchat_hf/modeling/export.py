@@ -141,7 +141,7 @@ def _export_full(
     private: bool | None,
     commit_message: str,
 ) -> Path:
-    from transformers import AutoTokenizer
+    from openchat_hf.tokenizer_loading import TokenizerLoadError, load_tokenizer
 
     if not (ckpt / "config.json").is_file():
         raise ModelingError(f"{ckpt} is not a checkpoint folder (no config.json); give a patched or trained model.")
@@ -150,9 +150,9 @@ def _export_full(
     if out.resolve() == ckpt.resolve():
         raise ModelingError("The export folder must differ from the checkpoint folder.")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
-    except (OSError, ValueError) as err:
-        raise ModelingError(f"Cannot load the tokenizer of {ckpt}: {err}".splitlines()[0]) from err
+        tokenizer = load_tokenizer(ckpt, mt)
+    except TokenizerLoadError as err:
+        raise ModelingError(f"Cannot load the tokenizer of {ckpt}: {err.reason}") from err
     try:
         eot_id = eot_token_id(tokenizer, mt)
     except TemplateError as err:

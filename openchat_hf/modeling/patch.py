@@ -17,12 +17,20 @@ from openchat_hf.modeling.errors import ModelingError
 logger = logging.getLogger(__name__)
 
 
-def load_base(base: str | Path, dtype: str = "auto") -> tuple[Any, Any]:
-    """Load a causal LM and its tokenizer from a local folder (or a cached Hub id), as ModelingError on failure."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_base(base: str | Path, dtype: str = "auto", model_type: Any = None) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer from a local folder (or a cached Hub id), as ModelingError on failure.
+
+    The tokenizer is loaded and checked first (:mod:`openchat_hf.tokenizer_loading`), before the weights.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from openchat_hf.tokenizer_loading import TokenizerLoadError, load_tokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(base))
+        tokenizer = load_tokenizer(base, model_type)
+    except TokenizerLoadError as err:
+        raise ModelingError(f"Cannot load a causal LM and tokenizer from {base}: {err.reason}") from err
+    try:
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
     except (OSError, ValueError) as err:
         raise ModelingError(
@@ -91,7 +99,7 @@ def patch_model(
     local = Path(base).is_dir()
     mt = model_type_of(base, model_type) if local else None  # refuse a wrong type before loading the weights
     out = check_output_dir(out, overwrite)
-    model, tokenizer = load_base(base, dtype=dtype)
+    model, tokenizer = load_base(base, dtype=dtype, model_type=mt)
     mt = mt or model_type_of(base, model_type, config=model.config)
     eot_id = patch_loaded_model(model, tokenizer, mt, eot_init, context_method, max_length)
     with atomic_dir(out) as tmp:

@@ -42,9 +42,11 @@ def load_backend(
         raise ServingError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if not backend_url:
         raise ServingError(f"The {backend} backend needs --backend-url (the upstream server's address).")
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    from openchat_hf.tokenizer_loading import load_tokenizer
+
+    tokenizer = load_tokenizer(path)
     config: Any = AutoConfig.from_pretrained(path)
     if backend == "tgi":
         from openchat_hf.folder_info import model_type_of

@@ -136,7 +136,9 @@ class TransformersBackend(Backend):
     ) -> TransformersBackend:
         """Load a local checkpoint: bf16 on GPU, fp32 on CPU, unless ``dtype`` says otherwise."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
+
+        from openchat_hf.tokenizer_loading import load_tokenizer
 
         path = Path(path)
         if not (path / "config.json").exists():
@@ -145,7 +147,7 @@ class TransformersBackend(Backend):
         torch_dtype = (
             getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
         )
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)  # checked before the weights load
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
         logger.info("Loaded %s on %s (%s)", path, device, torch_dtype)
         return cls(model, tokenizer, max_batch_size=max_batch_size)
