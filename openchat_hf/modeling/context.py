@@ -28,14 +28,37 @@ def has_rope(config: Any) -> bool:
     return bool(getattr(config, "rope_parameters", None)) and hasattr(config, "max_position_embeddings")
 
 
+def _rope_of(config: Any) -> dict:
+    """The RoPE parameters (``rope_parameters``, else the legacy ``rope_scaling``; the full-attention entry of
+    per-layer-type parameters)."""
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if not isinstance(rope, dict):
+        return {}
+    if rope and all(isinstance(v, dict) for v in rope.values()):
+        rope = rope.get("full_attention") or next(iter(rope.values()))
+    return rope
+
+
 def context_length(config: Any) -> int | None:
-    """The longest sequence the model is configured for (``factor * max_position_embeddings`` for dynamic NTK)."""
+    """The longest sequence the model is configured for: the one function every part (serving included) uses.
+
+    ``max_position_embeddings`` (or ``n_positions``, ...), except that RoPE scaling may extend it:
+    ``factor * max_position_embeddings`` for dynamic NTK (which keeps the pre-training length there), and
+    ``factor * original_max_position_embeddings`` for YaRN / LongRoPE configs that do the same.
+    """
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         value = getattr(config, name, None)
-        if isinstance(value, int):
-            rope = getattr(config, "rope_parameters", None) or {}
-            if rope.get("rope_type") == "dynamic" and rope.get("factor"):
-                return int(value * rope["factor"])
+        if isinstance(value, int) and value > 0:
+            rope = _rope_of(config)
+            kind = rope.get("rope_type") or rope.get("type")
+            factor = rope.get("factor")
+            if not isinstance(factor, (int, float)) or factor <= 1:
+                return value
+            if kind == "dynamic":
+                return int(value * factor)
+            if kind in ("yarn", "longrope"):
+                original = rope.get("original_max_position_embeddings") or value
+                return max(value, int(original * factor))
             return value
     return None
 
