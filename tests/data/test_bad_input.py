@@ -77,27 +77,16 @@ def test_run_where_nothing_survives_the_filter_ends_with_its_report(tmp_path, to
 
 
 def test_model_type_with_nothing_left_after_convert_ends_with_its_report(tmp_path, tokenizer_dirs):
-    from test_pipeline import SHORT
-
     pages = tmp_path / "in"
-    write_page(pages, "long", conversation(1, answer=" ".join(f"w{i}" for i in range(300))))
-    res = _cli(
-        pages,
-        tmp_path / "out",
-        "--tokenizer",
-        tokenizer_dirs["llama"],
-        "--overflow",
-        "drop",
-        "--model-types",
-        "openchat",
-        "--eval-ratio",
-        "0",
-    )
-    assert res.returncode == 0, res.stderr
-    config = PipelineConfig(model_types=SHORT.name, tokenizer=str(tokenizer_dirs["llama"]), overflow="drop")
-    report = run_pipeline(pages, tmp_path / "out", config)
-    assert report["model_types"][SHORT.name]["train"] == 0
-    assert f"{SHORT.name}: no training conversation left (too_long: 1)" in report["messages"][0]
+    write_page(pages, "long", conversation(1, answer=" ".join(f"w{i}" for i in range(2500))))  # > 2,048 tokens
+    args = ["--tokenizer", tokenizer_dirs["llama"], "--overflow", "drop", "--eval-ratio", "0"]
+    res = _cli(pages, tmp_path / "out", *args)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last == "openchat-hf data: error: openchat: no training conversation left (too_long: 1); see dropped.jsonl."
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["kept"] == 1 and report["model_types"]["openchat"]["train"] == 0
+    assert datasets.load_from_disk(str(tmp_path / "out" / "openchat"))["train"].num_rows == 0
 
 
 def test_model_or_tokenizer_folder_as_input_is_named(tmp_path, tiny_llama_dir, tokenizer_dirs):
