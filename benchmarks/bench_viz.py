@@ -176,9 +176,9 @@ def bench_render(points: int, repeats: int) -> list[tuple[str, float, str]]:
         for _ in range(repeats):
             for name in ("plotly", "ours"):
                 page = browser.new_page(viewport={"width": 1400, "height": 850})
-                page.goto(f"{base}/{name}.html", wait_until="load")
+                page.goto(f"{base}/{name}.html", wait_until="load", timeout=180_000)
                 if name == "ours":
-                    page.wait_for_function("() => window.ocViz.renderedAt !== null")
+                    page.wait_for_function("() => window.ocViz.renderedAt !== null", timeout=180_000)
                 results[name].append(page.evaluate(FIRST_FRAME))
                 if name == "ours":
                     results["ours_rendered"].append(page.evaluate("window.ocViz.renderedAt"))

@@ -96,39 +96,46 @@ def _strings(value) -> list[str]:
 
 
 def take_screenshots(
-    demo_out: str | Path, out_dir: str | Path, *, chromium: str | Path = "/usr/bin/chromium"
+    demo_out: str | Path, out_dir: str | Path, *, chromium: str | Path = "/usr/bin/chromium", browser=None
 ) -> dict[str, Path]:
-    """Screenshot every page of a demo run into ``out_dir``; returns ``{kind: png}``."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:
-        raise VisualizationError(
-            "Screenshots need Playwright: pip install playwright (no `playwright install`)."
-        ) from err
-    if not Path(chromium).exists():
-        raise VisualizationError(f"{chromium} not found: apt-get install -y chromium (or pass --chromium PATH).")
+    """Screenshot every page of a demo run into ``out_dir``; returns ``{kind: png}``.
+
+    ``browser`` is an already launched Playwright browser to use (else Chromium is launched from ``chromium``).
+    """
     demo_out = Path(demo_out)
     pages = demo_pages(demo_out)
     root = pages[next(iter(pages))].parent
     forbidden = _machine_paths(demo_out)
+    out_dir = Path(out_dir)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
+    base = f"http://127.0.0.1:{server.server_port}"
     try:
+        if browser is not None:
+            return _shoot_all(browser, base, pages, out_dir, forbidden)
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as err:
+            raise VisualizationError(
+                "Screenshots need Playwright: pip install playwright (no `playwright install`)."
+            ) from err
+        if not Path(chromium).exists():
+            raise VisualizationError(f"{chromium} not found: apt-get install -y chromium (or pass --chromium PATH).")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+            launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             try:
-                for kind, path in pages.items():
-                    written[kind] = _shoot(browser, f"http://127.0.0.1:{server.server_port}/{path.name}", kind,
-                                           out_dir / f"{kind}.png", forbidden)  # fmt: skip
+                return _shoot_all(launched, base, pages, out_dir, forbidden)
             finally:
-                browser.close()
+                launched.close()
     finally:
         server.shutdown()
         server.server_close()
-    return written
+
+
+def _shoot_all(browser, base: str, pages: dict[str, Path], out_dir: Path, forbidden: list[str]) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {kind: _shoot(browser, f"{base}/{path.name}", kind, out_dir / f"{kind}.png", forbidden)
+            for kind, path in pages.items()}  # fmt: skip
 
 
 def _shoot(browser, url: str, kind: str, png: Path, forbidden: list[str]) -> Path:

@@ -11,7 +11,7 @@ from viz_helpers import make_report, rendered, sample_messages, write_report
 
 from openchat_hf.visualization import VisualizationError, build_embeddings_page, build_eval_page
 from openchat_hf.visualization.embeddings_page import visualizer_data
-from openchat_hf.visualization.screenshots import demo_pages, main, take_screenshots
+from openchat_hf.visualization.screenshots import demo_pages, take_screenshots
 
 pytestmark = pytest.mark.browser
 
@@ -34,20 +34,34 @@ def _png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-def test_screenshots_of_every_demo_page(tmp_path, capsys):
+def test_screenshots_of_every_demo_page(tmp_path, capsys, browser):
     demo = _demo(tmp_path / "demo")
-    assert main([str(demo), "--out", str(tmp_path / "images")]) == 0
-    out = capsys.readouterr().out
-    assert f"built {demo / 'viz' / 'training.html'}" in out  # the training page is made from the checkpoint
-    for kind in ("embeddings", "eval", "training"):
-        assert f"wrote {tmp_path / 'images' / kind}.png" in out
-        assert _png_size(tmp_path / "images" / f"{kind}.png") == (1400, 850)
+    written = take_screenshots(demo, tmp_path / "images", browser=browser)
+    assert f"built {demo / 'viz' / 'training.html'}" in capsys.readouterr().out  # made from the checkpoint
+    assert written == {kind: tmp_path / "images" / f"{kind}.png" for kind in ("embeddings", "eval", "training")}
+    for png in written.values():
+        assert _png_size(png) == (1400, 850)
     assert set(demo_pages(demo)) == {"embeddings", "eval", "training"}
 
 
-def test_a_page_showing_a_machine_path_is_refused(tmp_path):
+def test_a_page_showing_a_machine_path_is_refused(tmp_path, browser):
     demo = _demo(tmp_path / "demo", source_name=str(tmp_path / "demo" / "data" / "clean"))
     with pytest.raises(VisualizationError, match="shows the machine path"):
-        take_screenshots(demo, tmp_path / "images")
+        take_screenshots(demo, tmp_path / "images", browser=browser)
     with pytest.raises(VisualizationError, match="pass the folder `openchat-hf demo --output-dir DIR` wrote"):
         demo_pages(tmp_path / "nowhere")
+
+
+def test_cli_runs_its_own_chromium(tmp_path, capsys):
+    """`python -m openchat_hf.visualization.screenshots` as the lead runs it (its own Playwright and Chromium)."""
+    import subprocess
+    import sys
+
+    demo = _demo(tmp_path / "demo")
+    result = subprocess.run([sys.executable, "-m", "openchat_hf.visualization.screenshots", str(demo), "--out",
+                             str(tmp_path / "images")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"wrote {tmp_path / 'images' / 'eval.png'}" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "openchat_hf.visualization.screenshots", str(tmp_path / "nowhere")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("screenshots: error:") and bad.stderr.count("\n") == 1
