@@ -104,3 +104,32 @@ def test_the_documented_rule_is_the_tested_rule(doc):
         assert f"`{part}`" in text
         for dep in deps:
             assert f"`{part}` -> `{dep}`" in text, f"{doc} must list the allowed import {part} -> {dep}"
+
+
+# ------------------------------------------------------------------------------------------ license and metadata
+def test_license_file_and_spdx_license_expression():
+    import tomllib
+
+    root = PACKAGE.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "Apache-2.0"  # PEP 639: an SPDX expression, not the deprecated table
+    assert project["license-files"] == ["LICENSE"]
+    assert not any(c.startswith("License ::") for c in project.get("classifiers", []))  # forbidden beside SPDX
+    text = (root / "LICENSE").read_text(encoding="utf-8")
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "END OF TERMS AND CONDITIONS" in text and "APPENDIX: How to apply the Apache License" in text
+
+
+def test_model_card_has_no_placeholder_link():
+    import re
+    from types import SimpleNamespace
+
+    from openchat_hf.training.model_card import build_model_card
+
+    card = build_model_card(
+        model_name="m", base_model="/b", dataset="/d", model_type="openchat", chat_template="{{ x }}",
+        args=SimpleNamespace(learning_rate=1e-3),
+    )  # fmt: skip
+    assert "openchat-hf" in card
+    for url in re.findall(r"https?://[^\s)\]]+", card):
+        assert re.match(r"https?://[^/]+/[^/\s]+", url), f"placeholder link {url!r} in the model card"

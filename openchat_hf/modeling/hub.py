@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from openchat_hf.hub_errors import first_line, hub_errors
 from openchat_hf.modeling.errors import ModelingError
 
 logger = logging.getLogger(__name__)
@@ -21,22 +22,14 @@ def push_folder(
 ) -> str:
     """Create ``repo_id`` on the Hub if needed and upload ``folder``; return the commit URL."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
-    transport_errors: tuple[type[BaseException], ...] = (HfHubHTTPError, OSError)
-    try:  # huggingface_hub 1.x+ talks HTTP through httpx2; its connection errors are not OSErrors
-        import httpx2
-
-        transport_errors += (httpx2.HTTPError,)
-    except ImportError:  # pragma: no cover
-        pass
     api = HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(repo_id, exist_ok=True, private=private)
         info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message)
-    except transport_errors as err:
+    except hub_errors() as err:
         raise ModelingError(
-            f"Pushing to {repo_id} failed: {str(err).splitlines()[0]} (check the repo name and your token; "
+            f"Pushing to {repo_id} failed: {first_line(err)} (check the repo name and your token; "
             f"the exported folder {folder} is kept)."
         ) from err
     logger.info("Pushed %s to %s", folder, info.commit_url if hasattr(info, "commit_url") else repo_id)

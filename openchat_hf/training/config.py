@@ -83,7 +83,6 @@ class OpenChatSFTConfig(SFTConfig):
     )
     activation_checkpointing: bool | None = field(default=False, metadata={"help": "Trade compute for memory."})
     gradient_checkpointing: bool | None = field(default=None, metadata={"help": "Deprecated alias."})
-    push_to_hub_model_card: bool = field(default=True, metadata={"help": "Write a README.md model card on save."})
 
     def __post_init__(self) -> None:
         if self.loss_mode not in LOSS_MODES:

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import json
 
-import minijinja
 import pytest
+from test_modeling_export import minijinja_render  # renders as TGI 3.x does
 
 from openchat_hf.cli import main
 from openchat_hf.folder_info import FolderInfoError, read_folder_info
 from openchat_hf.templates import ChatTemplate
-
-
-def tgi_render(template: str, tokenizer, messages, add_generation_prompt: bool) -> str:
-    """Render as TGI 3.x does: minijinja, pycompat, trim/lstrip blocks."""
-
-    def raise_exception(message):
-        raise ValueError(message)
-
-    env = minijinja.Environment(trim_blocks=True, lstrip_blocks=True, pycompat=True)
-    env.add_function("raise_exception", raise_exception)
-    return env.render_str(
-        template,
-        messages=messages,
-        add_generation_prompt=add_generation_prompt,
-        bos_token=tokenizer.bos_token,
-        eos_token=tokenizer.eos_token,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +71,9 @@ def test_trained_checkpoint_template_copies_render_in_minijinja(trained_dirs):
         {"role": "user", "content": "Bye"},
     ]
     expected = ChatTemplate("openchat", tokenizer).render(messages, add_generation_prompt=True).text
-    assert tgi_render(inline, tokenizer, messages, True) == expected
+    assert minijinja_render(inline, tokenizer, messages, True) == expected
     with pytest.raises(Exception, match="generation"):  # the training copy is what TGI rejects
-        tgi_render((ckpt / "chat_template.jinja").read_text(), tokenizer, messages, True)
+        minijinja_render((ckpt / "chat_template.jinja").read_text(), tokenizer, messages, True)
     export = trained_dirs / "export"  # the export carries the same copies
     assert (export / "chat_template.json").read_text() == (ckpt / "chat_template.json").read_text()
     exported = json.loads((trained_dirs / "export" / "tokenizer_config.json").read_text())["chat_template"]
