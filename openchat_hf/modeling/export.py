@@ -25,7 +25,7 @@ from typing import Any
 
 from openchat_hf.model_types import ModelType, get_model_type
 from openchat_hf.modeling._io import atomic_dir, check_output_dir
-from openchat_hf.modeling.context import legacy_rope_fields
+from openchat_hf.modeling.context import extend_context, legacy_rope_fields
 from openchat_hf.modeling.errors import ModelingError
 from openchat_hf.templates import ChatTemplate, TemplateError, eot_token_id
 
@@ -217,6 +217,11 @@ def merge_adapter(ckpt: Path, dest: Path, model_type: str | None = None) -> Path
             + " (the base_model_name_or_path of adapter_config.json must be loadable here)."
         ) from err
     merged = model.merge_and_unload()
+    trained = _read_json(ckpt / "config.json") if (ckpt / "config.json").is_file() else {}  # saved by training
+    extension = trained.get("openchat_context_extension")
+    if extension:  # the base was patched on the fly (e.g. openchat_8192): extend the merged model the same way
+        extend_context(merged, extension["max_length"], extension["method"])
+    model_type = model_type or trained.get("openchat_model_type")
     if model_type is not None:
         merged.config.openchat_model_type = model_type
     merged.save_pretrained(dest)
