@@ -248,6 +248,7 @@ class OpenChatSFTTrainer(SFTTrainer):
             logs["train_tokens_per_second"] = round(tokens / elapsed, 1)
             logs["tokens_per_step"] = tokens / steps
             logs["supervised_tokens_per_step"] = supervised / steps
+            logs["supervised_token_share"] = round(supervised / tokens, 4) if tokens else 0.0
             self._token_stats.zero_()
             self._stats_clock = time.perf_counter()
         super().log(logs, start_time)
