@@ -18,7 +18,9 @@ def list_recipes() -> list[str]:
 
 def list_accelerate_configs() -> list[str]:
     """The packaged accelerate configs, as ``ddp`` / ``multi_node/zero3``-style names."""
-    return sorted(str(p.relative_to(ACCELERATE_CONFIGS_DIR).with_suffix("")) for p in ACCELERATE_CONFIGS_DIR.rglob("*.yaml"))
+    return sorted(
+        str(p.relative_to(ACCELERATE_CONFIGS_DIR).with_suffix("")) for p in ACCELERATE_CONFIGS_DIR.rglob("*.yaml")
+    )
 
 
 def recipe_path(name: str) -> Path:

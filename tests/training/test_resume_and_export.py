@@ -58,6 +58,7 @@ def test_last_skips_half_written_checkpoints(real_checkpoint, tmp_path):
 def test_lora_adapter_from_a_relative_base_patched_as_openchat_8192_exports_elsewhere(tiny_llama_dir, tmp_path):
     """The base is patched on the fly (EOT + RoPE context 2048 -> 8192); merge/export runs from another directory."""
     import datasets
+    from training_helpers import bundled_conversations
     from trl import ModelConfig
 
     from openchat_hf.modeling.export import export_checkpoint
@@ -66,7 +67,6 @@ def test_lora_adapter_from_a_relative_base_patched_as_openchat_8192_exports_else
     from openchat_hf.training.model import load_model_and_tokenizer
     from openchat_hf.training.peft_utils import build_peft_config
     from openchat_hf.training.trainer import OpenChatSFTTrainer
-    from training_helpers import bundled_conversations
 
     work = tmp_path / "work"
     shutil.copytree(tiny_llama_dir, work / "base")
@@ -79,7 +79,9 @@ def test_lora_adapter_from_a_relative_base_patched_as_openchat_8192_exports_else
         rows = [{"input_ids": c.input_ids, "supervise_mask": c.supervise_mask, "length": len(c.input_ids)}
                 for c in ChatTemplate(name, tokenizer).tokenize_batch(bundled_conversations()[:8], max_length=128)]  # fmt: skip
         eot = tokenizer.convert_tokens_to_ids("<|end_of_turn|>")
-        peft_config = build_peft_config(ModelConfig(use_peft=True, lora_r=4, lora_target_modules="all-linear"), model, eot)
+        peft_config = build_peft_config(
+            ModelConfig(use_peft=True, lora_r=4, lora_target_modules="all-linear"), model, eot
+        )
         args = OpenChatSFTConfig(output_dir="adapter", use_cpu=True, bf16=False, report_to="none", max_steps=1,
                                  max_tokens_per_batch=1024, save_strategy="no", disable_tqdm=True, model_type=name)  # fmt: skip
         trainer = OpenChatSFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
