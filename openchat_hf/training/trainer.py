@@ -134,11 +134,14 @@ class OpenChatSFTTrainer(SFTTrainer):
             num_epochs=math.ceil(self.args.num_train_epochs),
             gradient_accumulation_steps=self.args.gradient_accumulation_steps,
         )
+        optimizer_steps = len(self._multipack) // self.args.gradient_accumulation_steps
         logger.info(
-            "Multipack: %d micro-batches per rank per epoch, budget %d tokens, %.1f%% of the slots filled",
+            "Multipack: %d micro-batches per rank per epoch, budget %d tokens, %.1f%% of the slots filled, "
+            "%.1f conversations per optimizer step on average (global batch)",
             len(self._multipack),
             self.args.max_tokens_per_batch,
             100 * self._multipack.efficiency(),
+            len(lengths) / max(1, optimizer_steps),
         )
         loader = DataLoader(
             dataset,
