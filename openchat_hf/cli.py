@@ -17,6 +17,7 @@ from openchat_hf.errors import OpenChatError
 COMMAND_MODULES = (
     "openchat_hf.data.cli",  # data
     "openchat_hf.modeling.cli",  # patch, export
+    "openchat_hf.training.cli",  # train
     "openchat_hf.serving.cli",  # serve
     "openchat_hf.evaluation.cli",  # eval
     "openchat_hf.visualization.cli",  # visualize
@@ -48,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -32,6 +33,14 @@ def merge_adapter(ckpt: Path, dest: Path, model_type: str | None = None) -> Path
             + " (the base_model_name_or_path of adapter_config.json must be loadable here)."
         ) from err
     merged = model.merge_and_unload()
+    config_file = ckpt / "config.json"
+    trained = json.loads(config_file.read_text()) if config_file.is_file() else {}  # saved by training
+    extension = trained.get("openchat_context_extension")
+    if extension:  # the base was patched on the fly (e.g. openchat_8192): extend the merged model the same way
+        from openchat_hf.modeling.context import extend_context
+
+        extend_context(merged, extension["max_length"], extension["method"])
+    model_type = model_type or trained.get("openchat_model_type")
     if model_type is not None:
         merged.config.openchat_model_type = model_type
     merged.save_pretrained(dest)

@@ -1,5 +1,8 @@
 """The SFT collator: ``input_ids`` + ``supervise_mask`` (+ ``weight``) -> a padded or a padding-free batch.
 
+The tensors come from TRL's ``DataCollatorForLanguageModeling`` (the same layout as TRL's ``padding_free=True``);
+what TRL lacks is added here: labels from the supervise mask, and per-token loss weights.
+
 Labels are ``-100`` wherever the supervise mask is 0. Every batch also carries ``loss_weights`` (float, aligned with
 ``labels``): the weight of each supervised token in the loss, 0 elsewhere. The trainer sums them over the global batch
 to normalise the loss (see :mod:`openchat_hf.training.trainer`):
@@ -87,38 +90,26 @@ class DataCollatorForOpenChat:
             else self._pad([([self.pad_token_id], [-100], [0.0])])
         )
 
+    def _trl_collator(self) -> Any:
+        """TRL's own ``DataCollatorForLanguageModeling`` builds the tensors (padded, or padding-free with
+        ``position_ids``, ``cu_seq_lens_q/k``, ``max_length_q/k`` and no label at a conversation's first token)."""
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        return DataCollatorForLanguageModeling(
+            pad_token_id=self.pad_token_id,
+            padding_free=self.padding_free,
+            pad_to_multiple_of=None if self.padding_free else self.pad_to_multiple_of,
+        )
+
     def _flatten(self, rows: list[tuple[list[int], list[int], list[float]]]) -> dict[str, Any]:
-        lengths = [len(ids) for ids, _, _ in rows]
-        input_ids = torch.tensor([[t for ids, _, _ in rows for t in ids]], dtype=torch.long)
-        labels = torch.tensor([[t for _, lab, _ in rows for t in lab]], dtype=torch.long)
-        weights = torch.tensor([[w for _, _, ws in rows for w in ws]], dtype=torch.float32)
-        position_ids = torch.cat([torch.arange(n, dtype=torch.long) for n in lengths]).unsqueeze(0)
-        cu = torch.zeros(len(lengths) + 1, dtype=torch.int32)
-        cu[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.int32), 0)
-        return {
-            "input_ids": input_ids,
-            "labels": labels,
-            "loss_weights": weights,
-            "position_ids": position_ids,
-            "cu_seq_lens_q": cu,
-            "cu_seq_lens_k": cu.clone(),
-            "max_length_q": max(lengths),
-            "max_length_k": max(lengths),
-        }
+        batch = self._trl_collator()([{"input_ids": ids, "labels": labels} for ids, labels, _ in rows])
+        batch["loss_weights"] = torch.tensor([[w for _, _, ws in rows for w in ws]], dtype=torch.float32)
+        return batch
 
     def _pad(self, rows: list[tuple[list[int], list[int], list[float]]]) -> dict[str, Any]:
-        length = max(len(ids) for ids, _, _ in rows)
-        if self.pad_to_multiple_of:
-            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        batch = len(rows)
-        input_ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((batch, length), -100, dtype=torch.long)
-        weights = torch.zeros((batch, length), dtype=torch.float32)
-        attention_mask = torch.zeros((batch, length), dtype=torch.long)
-        for i, (ids, lab, ws) in enumerate(rows):
-            n = len(ids)
-            input_ids[i, :n] = torch.tensor(ids)
-            labels[i, :n] = torch.tensor(lab)
-            weights[i, :n] = torch.tensor(ws)
-            attention_mask[i, :n] = 1
-        return {"input_ids": input_ids, "labels": labels, "loss_weights": weights, "attention_mask": attention_mask}
+        batch = self._trl_collator()([{"input_ids": ids, "labels": labels} for ids, labels, _ in rows])
+        weights = torch.zeros(batch["labels"].shape, dtype=torch.float32)
+        for i, (_, _, ws) in enumerate(rows):
+            weights[i, : len(ws)] = torch.tensor(ws)
+        batch["loss_weights"] = weights
+        return batch

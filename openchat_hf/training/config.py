@@ -37,6 +37,40 @@ class ScriptArguments:
             self.dataset_path = self.dataset_name
 
 
+DEFAULT_BATCH_SIZE = 8
+
+
+def check_supported_options(args: Any) -> None:
+    """Refuse, at start-up and with the reason, the TRL / transformers options this trainer would otherwise ignore."""
+    problems = []
+    if args.label_smoothing_factor:
+        problems.append(
+            "label_smoothing_factor: the loss comes from TRL's fused LM head (log-probabilities of the labels only, "
+            "no full logits), which cannot smooth labels; set it to 0"
+        )
+    if not args.average_tokens_across_devices:
+        problems.append(
+            "average_tokens_across_devices=false: the loss is always normalised over the supervised tokens (or "
+            "conversations, loss_mode) of the global batch, all ranks together"
+        )
+    if args.max_tokens_per_batch is not None:
+        multipack = "with max_tokens_per_batch the multipack sampler makes the micro-batches"
+        if args.per_device_train_batch_size is not None:
+            problems.append(
+                f"per_device_train_batch_size: {multipack} (up to max_tokens_per_batch tokens each); drop one of them"
+            )
+        strategy = str(getattr(args.train_sampling_strategy, "value", args.train_sampling_strategy))
+        if strategy not in ("random", "sequential"):
+            problems.append(
+                f"train_sampling_strategy={strategy}: {multipack}, packed by length; use random (shuffled each "
+                "epoch) or sequential (dataset order)"
+            )
+        if args.dataloader_drop_last:
+            problems.append(f"dataloader_drop_last: {multipack} and never drops a conversation")
+    if problems:
+        raise TrainingError("Unsupported option(s): " + "; ".join(problems) + ".")
+
+
 @dataclass
 class OpenChatSFTConfig(SFTConfig):
     """TRL's ``SFTConfig`` plus OpenChat's model type, padding-free multipack and loss options.
@@ -81,6 +115,13 @@ class OpenChatSFTConfig(SFTConfig):
         default_factory=lambda: {"skip_prepare_dataset": True},
         metadata={"help": "Passed to TRL; skip_prepare_dataset is required by our collator."},
     )
+    per_device_train_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Conversations per device micro-batch (default 8); not allowed with max_tokens_per_batch, whose "
+            "token budget sets the micro-batch."
+        },
+    )
     activation_checkpointing: bool | None = field(default=False, metadata={"help": "Trade compute for memory."})
     gradient_checkpointing: bool | None = field(default=None, metadata={"help": "Deprecated alias."})
 
@@ -93,5 +134,8 @@ class OpenChatSFTConfig(SFTConfig):
             raise TrainingError(
                 "TRL's packing=true re-packs and truncates the data; use padding_free + max_tokens_per_batch instead."
             )
+        check_supported_options(self)
+        if self.per_device_train_batch_size is None:
+            self.per_device_train_batch_size = DEFAULT_BATCH_SIZE if self.max_tokens_per_batch is None else 1
         super().__post_init__()
         self.dataset_kwargs = {**(self.dataset_kwargs or {}), "skip_prepare_dataset": True}

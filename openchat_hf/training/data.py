@@ -13,14 +13,34 @@ from openchat_hf.training.errors import TrainingError
 logger = logging.getLogger(__name__)
 
 
-def load_raw_dataset(path: str, config_name: str | None = None) -> Any:
-    """``load_from_disk`` for a local folder (``Dataset`` or ``DatasetDict``), otherwise ``load_dataset`` (Hub id)."""
+def _saved_dataset(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").exists() or (folder / "state.json").exists()
+
+
+def load_raw_dataset(path: str, config_name: str | None = None, model_type: str | None = None) -> Any:
+    """``load_from_disk`` for a local folder (``Dataset`` or ``DatasetDict``), otherwise ``load_dataset`` (Hub id).
+
+    The data pipeline's output root (``OUT``, which holds one ``OUT/<model_type>`` folder per model type) is refused
+    with the folder to use instead: read as one dataset it would mix every model type's tokenization.
+    """
     import datasets
 
     local = Path(path).expanduser()
     if local.is_dir():
-        if (local / "dataset_dict.json").exists() or (local / "state.json").exists():
+        if _saved_dataset(local):
             return datasets.load_from_disk(str(local))
+        subsets = sorted(p.name for p in local.iterdir() if p.is_dir() and _saved_dataset(p))
+        if subsets or (local / "report.json").exists():
+            name = model_type or "MODEL_TYPE"
+            hint = (
+                f"pass --dataset_path {local / name}"
+                if name in subsets
+                else f"it has no {name!r} folder; rerun `openchat-hf data run` with --model-types {name}"
+            )
+            raise TrainingError(
+                f"{path!r} is the data pipeline's output folder (it holds {', '.join(subsets) or 'no dataset'}), not "
+                f"a dataset: {hint} (the tokenized train/eval splits for model type {name})."
+            )
         return datasets.load_dataset(str(local), config_name)
     if local.exists() or path.startswith((".", "/", "~")):
         raise TrainingError(f"Dataset path {path!r} is not a folder written by save_to_disk or a dataset folder.")
@@ -66,6 +86,26 @@ def prepare_split(dataset: Any, tokenizer: Any, model_type: ModelType | str, num
     )
 
 
+def check_token_ids(dataset: Any, vocab: int, split: str = "train") -> None:
+    """Every row's token ids lie in ``[0, vocab)`` (else the data was tokenized with another tokenizer).
+
+    Computed over the whole ``input_ids`` column with Arrow (no Python loop over the rows).
+    """
+    import pyarrow.compute as pc
+
+    column = dataset.data.column("input_ids")  # the rows behind any select(): a superset of what is used
+    stats = pc.min_max(pc.list_flatten(column))
+    low, top = stats["min"].as_py(), stats["max"].as_py()
+    if top is None:
+        return
+    if top >= vocab or low < 0:
+        bad = top if top >= vocab else low
+        raise TrainingError(
+            f"The {split!r} split has token id {bad} but the tokenizer has {vocab} tokens: it was tokenized with "
+            "another tokenizer; rerun the data pipeline with --tokenizer pointing at this model."
+        )
+
+
 def load_sft_datasets(
     path: str,
     tokenizer: Any,
@@ -80,7 +120,8 @@ def load_sft_datasets(
     """``(train, eval or None)`` from ``path`` (see :func:`load_raw_dataset`), ready for ``OpenChatSFTTrainer``."""
     import datasets
 
-    raw = load_raw_dataset(path, config_name)
+    name = getattr(model_type, "name", model_type)
+    raw = load_raw_dataset(path, config_name, name)
     if isinstance(raw, datasets.Dataset):
         raw = datasets.DatasetDict({train_split: raw})
     if train_split not in raw:
@@ -94,12 +135,8 @@ def load_sft_datasets(
     evaluation = None
     if eval_split and eval_split in raw and len(raw[eval_split]) > 0:
         evaluation = prepare_split(raw[eval_split], tokenizer, model_type, num_proc)
-    vocab = len(tokenizer)
-    top = max(max(ids) for ids in train[:1000]["input_ids"])
-    if top >= vocab:
-        raise TrainingError(
-            f"The dataset has token id {top} but the tokenizer has {vocab} tokens: it was tokenized with another "
-            "tokenizer; rerun the data pipeline with --tokenizer pointing at this model."
-        )
+    for split, dataset in ((train_split, train), (eval_split, evaluation)):
+        if dataset is not None:
+            check_token_ids(dataset, len(tokenizer), split)
     logger.info("Training on %d conversations (%s), eval %s", len(train), path, len(evaluation) if evaluation else 0)
     return train, evaluation

@@ -42,6 +42,13 @@ def ensure_eot(model: Any, tokenizer: Any, model_type: str) -> int:
     return eot
 
 
+def local_path_or_id(name_or_path: str) -> str:
+    """An existing local folder as an absolute path (recorded in ``config._name_or_path`` and a LoRA adapter's
+    ``base_model_name_or_path``, so merge / export work from any directory); a Hub id unchanged."""
+    local = Path(name_or_path).expanduser()
+    return str(local.resolve()) if local.is_dir() else name_or_path
+
+
 def load_model_and_tokenizer(
     model_name_or_path: str,
     model_type: str | None = None,
@@ -61,6 +68,7 @@ def load_model_and_tokenizer(
 
     if not model_name_or_path:
         raise TrainingError("No model given: set model_name_or_path in the recipe or with --model_name_or_path.")
+    model_name_or_path = local_path_or_id(model_name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             model_name_or_path, revision=revision, trust_remote_code=trust_remote_code

@@ -18,6 +18,7 @@ CARD_HYPERPARAMETERS = (
     "max_tokens_per_batch",
     "padding_free",
     "loss_mode",
+    "loss_type",
     "use_weights",
     "bf16",
     "seed",
@@ -39,6 +40,8 @@ def build_model_card(
     from huggingface_hub import ModelCardData
 
     hyper = {k: getattr(args, k) for k in CARD_HYPERPARAMETERS if hasattr(args, k)} | (extra or {})
+    if hyper.get("max_tokens_per_batch") is not None:  # multipack: the token budget makes the micro-batches
+        hyper["per_device_train_batch_size"] = None
     data = ModelCardData(
         base_model=base_model if base_model and "/" in base_model and not base_model.startswith("/") else None,
         datasets=[dataset] if dataset and "/" in dataset and not dataset.startswith("/") else None,

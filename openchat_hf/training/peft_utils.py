@@ -28,6 +28,22 @@ def build_peft_config(model_args: Any, model: Any, eot_id: int) -> Any:
     return config
 
 
+def expose_head_bias(model: Any) -> None:
+    """Let TRL's fused LM head read ``bias`` from a peft-wrapped output layer (tied embeddings).
+
+    With tied embeddings peft wraps the LM head in a ``TrainableTokensWrapper`` that shares the EOT row's trainable
+    delta with the input embeddings; its ``weight`` is the merged (trainable) weight but it has no ``bias``, which TRL's
+    fused LM head reads (``'TrainableTokensWrapper' object has no attribute 'bias'``). Give it the wrapped layer's bias.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    original = getattr(head, "original_module", None) if head is not None else None
+    if original is not None and "bias" not in vars(head) and not hasattr(type(head), "bias"):
+        try:
+            head.bias  # noqa: B018 - only wrappers without a bias attribute need one
+        except AttributeError:
+            head.bias = getattr(original, "bias", None)
+
+
 def _module_name(model: Any, module: Any) -> str:
     for name, candidate in model.named_modules():
         if candidate is module:

@@ -27,6 +27,7 @@ from openchat_hf.training.config import OpenChatSFTConfig
 from openchat_hf.training.errors import TrainingError
 from openchat_hf.training.model import finalize_checkpoint
 from openchat_hf.training.model_card import build_model_card
+from openchat_hf.training.peft_utils import expose_head_bias
 from openchat_hf.training.sampler import MultipackBatchSampler
 
 logger = logging.getLogger(__name__)
@@ -34,13 +35,20 @@ logger = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("input_ids", "supervise_mask")
 
 
-def weighted_nll(model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """``(sum of w_t * nll_t, sum of w_t, fused outputs)`` of one micro-batch (``inputs`` from the collator)."""
+def weighted_nll(model: Any, inputs: dict[str, Any], loss_type: str = "nll") -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """``(sum of w_t * loss_t, sum of w_t, fused outputs)`` of one micro-batch (``inputs`` from the collator).
+
+    ``loss_t`` is ``-log p_t`` (``nll``) or, with ``dft`` (Dynamic Fine-Tuning, as TRL's ``loss_type="dft"``),
+    ``-p_t * log p_t`` with ``p_t`` detached.
+    """
     inputs = dict(inputs)
     loss_weights = inputs.pop("loss_weights")
     outputs = model(**inputs, use_cache=False, fused_lm_head=True)
     weights = loss_weights[:, 1:].to(outputs.log_probs.device, outputs.log_probs.dtype)
-    return (-outputs.log_probs * weights).sum(), weights.sum(), outputs
+    per_token = -outputs.log_probs
+    if loss_type == "dft":
+        per_token = per_token * outputs.log_probs.exp().detach()
+    return (per_token * weights).sum(), weights.sum(), outputs
 
 
 def check_columns(dataset: Any, name: str = "train") -> None:
@@ -100,6 +108,7 @@ class OpenChatSFTTrainer(SFTTrainer):
         finally:
             args.padding_free = padding_free
         self.loss_is_scaled_for_ga = True
+        expose_head_bias(self.model)
         self.card_info: dict[str, Any] = {}
         self._multipack: MultipackBatchSampler | None = None
         self._token_stats = torch.zeros(3, dtype=torch.float64)  # real tokens, supervised tokens, steps
@@ -119,14 +128,20 @@ class OpenChatSFTTrainer(SFTTrainer):
             num_replicas=max(1, self.args.world_size),
             rank=self.args.process_index,
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            shuffle=str(getattr(self.args.train_sampling_strategy, "value", self.args.train_sampling_strategy))
+            != "sequential",
             window=self.args.packing_window,
             num_epochs=math.ceil(self.args.num_train_epochs),
+            gradient_accumulation_steps=self.args.gradient_accumulation_steps,
         )
+        optimizer_steps = len(self._multipack) // self.args.gradient_accumulation_steps
         logger.info(
-            "Multipack: %d micro-batches per rank per epoch, budget %d tokens, %.1f%% of the slots filled",
+            "Multipack: %d micro-batches per rank per epoch, budget %d tokens, %.1f%% of the slots filled, "
+            "%.1f conversations per optimizer step on average (global batch)",
             len(self._multipack),
             self.args.max_tokens_per_batch,
             100 * self._multipack.efficiency(),
+            len(lengths) / max(1, optimizer_steps),
         )
         loader = DataLoader(
             dataset,
@@ -175,12 +190,18 @@ class OpenChatSFTTrainer(SFTTrainer):
         if "loss_weights" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if self.model.training else "eval"
-        total, local_weight, outputs = weighted_nll(model, inputs)
+        total, local_weight, outputs = weighted_nll(model, inputs, self.args.loss_type)
         if num_items_in_batch is None:
             loss = total / local_weight.clamp(min=1e-8)
         else:
             loss = total / torch.as_tensor(num_items_in_batch, device=total.device).clamp(min=1e-8)
             loss = loss * self.accelerator.num_processes
+        if self.aux_loss_enabled and getattr(outputs, "aux_loss", None) is not None:
+            # MoE load-balancing loss (SFTTrainer's router_aux_loss_coef): a per-micro-batch mean, averaged over the
+            # accumulation steps as TRL does; DDP averages it across ranks.
+            steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+            loss = loss + self.router_aux_loss_coef * outputs.aux_loss.to(loss.device) / steps
+            self._metrics[mode]["aux_loss"].append(outputs.aux_loss.detach().float().item())
         with torch.no_grad():
             stats = torch.stack(
                 [outputs.label_mask.sum(), outputs.entropy.detach().sum(), outputs.is_top1.sum()]
@@ -197,6 +218,9 @@ class OpenChatSFTTrainer(SFTTrainer):
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         super()._save(output_dir, state_dict)
+        base = getattr(self.accelerator.unwrap_model(self.model), "get_base_model", None)
+        if base is not None:  # a LoRA adapter: keep the patched base config (model type, extended RoPE) beside it
+            base().config.save_pretrained(output_dir or self.args.output_dir)
         if self.processing_class is not None:
             model_type = self.args.model_type or getattr(self.model.config, "openchat_model_type", None)
             finalize_checkpoint(output_dir or self.args.output_dir, self.processing_class, model_type)
@@ -228,6 +252,7 @@ class OpenChatSFTTrainer(SFTTrainer):
             logs["train_tokens_per_second"] = round(tokens / elapsed, 1)
             logs["tokens_per_step"] = tokens / steps
             logs["supervised_tokens_per_step"] = supervised / steps
+            logs["supervised_token_share"] = round(supervised / tokens, 4) if tokens else 0.0
             self._token_stats.zero_()
             self._stats_clock = time.perf_counter()
         super().log(logs, start_time)

@@ -92,3 +92,32 @@ def test_lora_trains_the_eot_row_and_lm_head_only(fresh_model, patched_tokenizer
     torch.testing.assert_close(
         merged["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"]
     )
+
+
+def test_foreign_token_ids_are_found_in_every_train_row_and_in_eval(patched_tokenizer, tmp_path):
+    """Before: only the first 1,000 train rows were checked, and eval never."""
+    good = {"input_ids": [1, 5, 6, 7], "supervise_mask": [0, 0, 1, 1]}
+    foreign = {"input_ids": [1, 5, len(patched_tokenizer) + 7], "supervise_mask": [0, 1, 1]}
+    rows = [good] * 1500
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows[:1200] + [foreign] + rows[1200:]),
+         "eval": datasets.Dataset.from_list(rows[:20])}
+    ).save_to_disk(str(tmp_path / "late"))  # fmt: skip
+    with pytest.raises(TrainingError, match="'train' split has token id .* another tokenizer"):
+        load_sft_datasets(str(tmp_path / "late"), patched_tokenizer, "openchat")
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows[:50]), "eval": datasets.Dataset.from_list([good, foreign])}
+    ).save_to_disk(str(tmp_path / "eval"))
+    with pytest.raises(TrainingError, match="'eval' split has token id"):
+        load_sft_datasets(str(tmp_path / "eval"), patched_tokenizer, "openchat")
+
+
+def test_pipeline_root_is_refused_naming_the_model_type_folder(pipeline_out, patched_tokenizer):
+    """Before: the root's JSON files were loaded together (every model type) and the eval split was lost."""
+    with pytest.raises(TrainingError, match="output folder") as err:
+        load_sft_datasets(str(pipeline_out), patched_tokenizer, "openchat")
+    assert f"--dataset_path {pipeline_out / 'openchat'}" in str(err.value)
+    with pytest.raises(TrainingError, match="--model-types opencoder"):
+        load_sft_datasets(str(pipeline_out), patched_tokenizer, "opencoder")
+    train, evaluation = load_sft_datasets(str(pipeline_out / "openchat"), patched_tokenizer, "openchat")
+    assert len(train) > 0 and evaluation is not None and len(evaluation) > 0

@@ -105,3 +105,47 @@ def test_accelerate_configs_parse(config, kind, key, value):
     elif kind == "FSDP":
         assert cfg.fsdp_config[key] == value
         assert cfg.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # a plain transformers folder on save
+
+
+@pytest.mark.slow
+def test_two_machines_of_one_process_equal_one_process(single_process_reference, patched_tiny, sft_data_dir, tmp_path):
+    """`openchat-hf train --accelerate-config multi_node/ddp`: two accelerate "machines" (ranks 0 and 1 on 127.0.0.1),
+    one CPU process each, train like one process with the same global batch (2 x 4 = 1 x 4 x 2 accumulation)."""
+    import os
+    import subprocess
+    import sys
+
+    from test_recipe_e2e import _free_port
+    from training_helpers import TINY_RECIPE
+
+    out, port = tmp_path / "multinode", str(_free_port())
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    nodes = []
+    for rank in (0, 1):
+        cmd = [sys.executable, "-m", "openchat_hf.cli", "train", "--accelerate-config", "multi_node/ddp",
+               "--num_machines", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+               "--main_process_port", port, "--num_processes", "2", "--mixed_precision", "no",
+               "--config", str(TINY_RECIPE), "--model_name_or_path", str(patched_tiny),
+               "--dataset_path", str(sft_data_dir), "--output_dir", str(out), *COMMON,
+               "--max_tokens_per_batch", "null"]  # fmt: skip
+        nodes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        logs = [node.communicate(timeout=900)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    card = (out / "README.md").read_text()
+    assert re.search(r'"world_size": (\d+)', card).group(1) == "2"
+    assert re.search(r'"distributed_type": "(\w+)"', card).group(1) == "MULTI_CPU"
+    losses = [h["loss"] for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    assert_same_training(single_process_reference, (None, load_file(out / "model.safetensors"), losses))
+
+
+@pytest.mark.parametrize("config, kind", [("ddp", "MULTI_GPU"), ("zero3", "DEEPSPEED"), ("fsdp", "FSDP")])
+def test_multi_node_configs_parse(config, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(CONFIGS / "multi_node" / f"{config}.yaml"))
+    assert cfg.distributed_type.value == kind and cfg.num_machines == 2 and cfg.num_processes == 16
+    assert cfg.machine_rank == 0 and cfg.main_process_ip and cfg.main_process_port == 29500
