@@ -58,9 +58,13 @@ def text_pairs() -> list[tuple[str, str]]:
 
 def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
     """Write ``n`` ShareGPT pages to ``folder/ShareGPT``; return their HTML size."""
+    from openchat_hf.data.planted import sentence_pool
+
     pages = folder / "ShareGPT"
     pages.mkdir(parents=True, exist_ok=True)
-    pairs = text_pairs()
+    pool = sentence_pool()
+    # Questions: answer sentences, not the benchmark prompts (decontamination would drop those, as it should).
+    pairs = [(" ".join(random.Random(i).sample(pool, 2)), a) for i, (_, a) in enumerate(text_pairs())]
     rng = random.Random(seed)
     value_bytes = 0
     previous: list[dict] = []
@@ -295,6 +299,90 @@ def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> Non
     )
 
 
+def run_dedup_worker(n: int, seed: int = 0) -> None:
+    """Child process: decontamination + near-dedup on ``n`` synthetic conversations generated batch by batch (so
+    the process's peak RSS is the steps' own memory plus one batch); CPU seconds exclude the generator."""
+    from openchat_hf.data.decontaminate import build_decontaminator
+    from openchat_hf.data.near_dedup import NearDeduplicator
+    from openchat_hf.data.planted import iter_synthetic
+
+    start = time.perf_counter()
+    deco_cpu = dedup_cpu = 0.0
+    t = time.process_time()
+    deco = build_decontaminator()
+    dedup = NearDeduplicator()
+    deco_cpu += time.process_time() - t
+    contaminated, words, batch = 0, 0, []
+    rss_before = _usage()[1]
+
+    def flush() -> None:
+        nonlocal deco_cpu, dedup_cpu, contaminated
+        t = time.process_time()
+        contaminated += sum(1 for f in deco.check(batch) if f)
+        t2 = time.process_time()
+        dedup.add(batch)
+        dedup_cpu += time.process_time() - t2
+        deco_cpu += t2 - t
+        batch.clear()
+
+    for messages in iter_synthetic(n, seed):
+        batch.append(messages)
+        words += sum(len(m["content"].split()) for m in messages)
+        if len(batch) == 4096:
+            flush()
+    if batch:
+        flush()
+    t = time.process_time()
+    dropped = dedup.finish()
+    dedup_cpu += time.process_time() - t
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "conversations": n,
+                "words_per_conversation": words / max(n, 1),
+                "decontaminate_cpu_s": deco_cpu,
+                "near_dedup_cpu_s": dedup_cpu,
+                "seconds": time.perf_counter() - start,
+                "contaminated": contaminated,
+                "near_duplicates": len(dropped),
+                "peak_rss_mb": _usage()[1],
+                "rss_before_mb": rss_before,
+            }
+        )
+    )
+
+
+def dedup_table(sizes: list[int]) -> list[dict]:
+    """Decontamination + near-dedup at each size (one fresh process each); prints the table."""
+    rows = [run_child("dedup", n) for n in sizes]
+    print("\nDecontamination + near-dedup, synthetic ShareGPT-like conversations (one process, CPU seconds):\n")
+    print(
+        "| conversations | words/conv | decontaminate CPU s | near-dedup CPU s | both CPU s | ms/conv | wall s | "
+        "contaminated | near-dups dropped | peak RSS MB |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        both = r["decontaminate_cpu_s"] + r["near_dedup_cpu_s"]
+        print(
+            f"| {r['conversations']} | {r['words_per_conversation']:.0f} | {r['decontaminate_cpu_s']:.1f} | "
+            f"{r['near_dedup_cpu_s']:.1f} | {both:.1f} | {1000 * both / r['conversations']:.3f} | "
+            f"{r['seconds']:.1f} | {r['contaminated']} | {r['near_duplicates']} | {r['peak_rss_mb']:.0f} |"
+        )
+    if len(rows) >= 2:
+        a, b = rows[-2], rows[-1]
+        cpu = lambda r: r["decontaminate_cpu_s"] + r["near_dedup_cpu_s"]  # noqa: E731
+        per_conv = (cpu(b) - cpu(a)) / (b["conversations"] - a["conversations"])
+        mb_per_conv = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["conversations"] - a["conversations"])
+        print(
+            f"\nExtrapolated (linear, from the two largest sizes) to 1M conversations: "
+            f"{cpu(b) + per_conv * (1_000_000 - b['conversations']):.0f} CPU s, peak RSS "
+            f"{b['peak_rss_mb'] + mb_per_conv * (1_000_000 - b['conversations']):.0f} MB "
+            f"({1024 * mb_per_conv:.2f} KB per conversation)."
+        )
+    return rows
+
+
 def run_baseline_worker(files_list: str, spm_model: str, num_proc: int) -> None:
     files = Path(files_list).read_text().split("\n")
     print("RESULT " + json.dumps(run_baseline(files, Path(spm_model), num_proc)))
@@ -374,14 +462,26 @@ def main() -> None:
     parser.add_argument("--baseline-n", type=int, default=1000, help="conversations the slow baseline processes")
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--workdir", default=None, help="keep the corpus and outputs here (default: a temp dir)")
+    parser.add_argument(
+        "--dedup-n",
+        default="90000",
+        help="comma-separated sizes of the decontamination + near-dedup benchmark (synthetic; '' skips it)",
+    )
+    parser.add_argument("--only-dedup", action="store_true", help="run only the decontamination + near-dedup part")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
         if kind == "ours":
             run_ours_worker(rest[0], rest[1], rest[2], int(rest[3]))
+        elif kind == "dedup":
+            run_dedup_worker(int(rest[0]))
         else:
             run_baseline_worker(rest[0], rest[1], int(rest[2]))
+        return
+    if args.dedup_n:
+        dedup_table([int(n) for n in args.dedup_n.split(",")])
+    if args.only_dedup:
         return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_data-"))
     try:

@@ -32,7 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from openchat_hf.data.errors import DataPipelineError
-from openchat_hf.data.minhash import ngram_hashes, normalize_words, signatures, similarity, word_hashes
+from openchat_hf.data.minhash import (
+    band_keys,
+    lsh_bands,
+    ngram_hashes,
+    normalize_words,
+    signatures,
+    similarity,
+    word_hashes,
+)
 
 EXACT = "benchmark_exact"
 SHORT = "benchmark_short"
@@ -180,6 +188,7 @@ class Decontaminator:
                 long_words.append(words)
                 self._long_ids.append(p.id)
         self._max_short = max((len(w) for ps in self._short.values() for w, _ in ps), default=0)
+        self._max_exact = max(map(len, self._exact), default=0)
         # n-gram rule: sorted distinct n-gram hashes of the long prompts -> which prompts have them.
         if long_words:
             flat, lengths = word_hashes(long_words)
@@ -189,6 +198,8 @@ class Decontaminator:
             self._gram_hash, self._gram_owner = pairs[:, 0], pairs[:, 1].astype(np.int64)
             self._grams_per_prompt = np.bincount(self._gram_owner, minlength=len(long_words))
             self._sigs = signatures(long_words, cfg.minhash_shingle, cfg.num_perm)
+            self._bands = lsh_bands(cfg.minhash_threshold, cfg.num_perm)
+            self._band_keys = np.sort(band_keys(self._sigs, *self._bands), axis=0)
             shingles = np.maximum(np.array([len(w) for w in long_words]) - cfg.minhash_shingle + 1, 1)
             # A turn whose shingle count is outside [t * min, max / t] can't reach Jaccard t with any prompt.
             self._shingle_range = (cfg.minhash_threshold * shingles.min(), shingles.max() / cfg.minhash_threshold)
@@ -213,7 +224,7 @@ class Decontaminator:
                 if not words:
                     continue
                 found = results[c]
-                pid = self._exact.get(tuple(words))
+                pid = self._exact.get(tuple(words)) if len(words) <= self._max_exact else None
                 if pid is not None and EXACT not in found:
                     found[EXACT] = Match(EXACT, pid, t, 1.0)
                 if SHORT not in found and self._short and len(words) <= self._max_short + cfg.short_max_extra_words:
@@ -269,11 +280,19 @@ class Decontaminator:
         if not len(eligible):
             return
         sigs = signatures([docs[i] for i in eligible], cfg.minhash_shingle, cfg.num_perm)
-        for start in range(0, len(eligible), 256):
-            sim = similarity(sigs[start : start + 256, None, :], self._sigs[None, :, :])
+        # LSH: only turns that share a band with some prompt are compared with every prompt.
+        keys = band_keys(sigs, *self._bands)
+        shared = np.zeros(len(sigs), dtype=bool)
+        for b in range(keys.shape[1]):
+            pos = np.minimum(np.searchsorted(self._band_keys[:, b], keys[:, b]), len(self._band_keys) - 1)
+            shared |= self._band_keys[pos, b] == keys[:, b]
+        candidates = np.flatnonzero(shared)
+        for start in range(0, len(candidates), 256):
+            rows = candidates[start : start + 256]
+            sim = similarity(sigs[rows, None, :], self._sigs[None, :, :])
             best = sim.argmax(axis=1)
-            for row, (p, s) in enumerate(zip(best.tolist(), sim[np.arange(len(best)), best].tolist())):
-                c, t = where[eligible[start + row]]
+            for row, p, s in zip(rows.tolist(), best.tolist(), sim[np.arange(len(best)), best].tolist()):
+                c, t = where[eligible[row]]
                 if s >= cfg.minhash_threshold and MINHASH not in results[c]:
                     results[c][MINHASH] = Match(MINHASH, self._long_ids[p], t, round(s, 4))
 

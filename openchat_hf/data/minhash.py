@@ -33,14 +33,26 @@ def normalize_words(text: str) -> list[str]:
 
 
 def word_hashes(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """All docs' word hashes as one flat ``uint64`` array and each doc's word count."""
+    """All docs' word hashes as one flat ``uint64`` array and each doc's word count.
+
+    Words repeat (Zipf), so each distinct word is hashed once (rensa, in Rust) and looked up afterwards.
+    """
     import rensa
 
     lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
-    flat = np.fromiter(
-        chain.from_iterable(rensa.RMinHash.hash_token_sets(docs)), dtype=np.uint64, count=int(lengths.sum())
-    )
+    words = list(chain.from_iterable(docs))
+    missing = [w for w in set(words) if w not in _WORD_HASHES]
+    if missing:
+        if len(_WORD_HASHES) + len(missing) > _MAX_CACHED:
+            _WORD_HASHES.clear()
+            missing = list(set(words))
+        _WORD_HASHES.update(zip(missing, rensa.RMinHash.hash_token_sets([missing])[0]))
+    flat = np.fromiter(map(_WORD_HASHES.__getitem__, words), dtype=np.uint64, count=len(words))
     return flat, lengths
+
+
+_WORD_HASHES: dict[str, int] = {}
+_MAX_CACHED = 1 << 21
 
 
 def ngram_hashes(
@@ -114,3 +126,12 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
         if recall >= 0.99 and (best is None or noise < best[0]):
             best = (noise, bands, rows)
     return (best[1], best[2]) if best else (num_perm, 1)
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per (signature, LSH band): rows with an equal band have an equal key (``(n, bands)``)."""
+    keys = np.zeros((len(sigs), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for r in range(rows):
+            keys = keys * _MULT + sigs[:, r : bands * rows : rows].astype(np.uint64)
+    return keys

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from openchat_hf.data.errors import DataPipelineError
-from openchat_hf.data.minhash import lsh_bands, normalize_words, signatures, similarity
+from openchat_hf.data.minhash import band_keys, lsh_bands, normalize_words, signatures, similarity
 
 NEAR_DUPLICATE = "near_duplicate"
 TRANSCRIPT = "transcript"
@@ -161,8 +161,9 @@ def _similar_pairs(sigs: np.ndarray, threshold: float):
     bands, rows = lsh_bands(threshold, num_perm)
     empty = (sigs == np.uint32(0xFFFFFFFF)).all(axis=1)
     seen: set[tuple[int, int]] = set()
+    keys = band_keys(sigs, bands, rows)
     for b in range(bands):
-        band = np.ascontiguousarray(sigs[:, b * rows : (b + 1) * rows]).view(f"V{4 * rows}").ravel()
+        band = keys[:, b]
         order = np.argsort(band, kind="stable")
         ordered = band[order]
         same = ordered[1:] == ordered[:-1]

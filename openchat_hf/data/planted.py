@@ -57,7 +57,7 @@ class PlantedCorpus:
         return [r["messages"] for r in self.records]
 
 
-def _sentences() -> list[str]:
+def sentence_pool() -> list[str]:
     from openchat_hf.data.decontaminate import bundled_prompts
     from openchat_hf.data.minhash import normalize_words
     from openchat_hf.resources import MT_BENCH_DIR, VICUNA_ANSWERS_DIR, VICUNA_BENCH_DIR, read_jsonl
@@ -79,6 +79,38 @@ def _sentences() -> list[str]:
     return clean
 
 
+def iter_synthetic(n: int, seed: int = 0, near_dup_rate: float = 0.02, contamination_rate: float = 0.001):
+    """``n`` ShareGPT-like conversations generated on the fly (flat memory), with ``near_dup_rate`` lightly edited
+    (1-3 % of words) copies of recent ones and ``contamination_rate`` pasted benchmark prompts."""
+    from openchat_hf.data.decontaminate import bundled_prompts
+
+    rng = random.Random(seed)
+    pool = sentence_pool()
+    vocab = sorted({w for s in pool[:2000] for w in s.split()})
+    prompts = [p.text for p in bundled_prompts() if not p.follow_up]
+    recent: list[list[dict]] = []
+    for _ in range(n):
+        r = rng.random()
+        if recent and r < near_dup_rate:
+            messages = [
+                {"role": m["role"], "content": _edit(m["content"], rng.choice((0.01, 0.03)), rng, vocab)}
+                for m in rng.choice(recent)
+            ]
+        else:
+            messages = []
+            for _ in range(rng.choice((1, 2, 2, 3))):
+                user = " ".join(rng.sample(pool, rng.randint(2, 3)))
+                answer = " ".join(rng.sample(pool, rng.randint(3, 10)))
+                messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+            if r > 1 - contamination_rate:
+                messages[0]["content"] = rng.choice(WRAPPERS).format(rng.choice(prompts))
+            if len(recent) < 1000:
+                recent.append(messages)
+            else:
+                recent[rng.randrange(1000)] = messages
+        yield messages
+
+
 def _edit(text: str, share: float, rng: random.Random, vocab: list[str]) -> str:
     words = text.split()
     for _ in range(max(1, round(share * len(words)))):
@@ -97,7 +129,7 @@ def make_planted_corpus(n_base: int = 2000, seed: int = 0, *, plant: bool = True
     from openchat_hf.data.decontaminate import bundled_prompts
 
     rng = random.Random(seed)
-    pool = _sentences()
+    pool = sentence_pool()
     vocab = sorted({w for s in pool[:2000] for w in s.split()})
 
     def para(lo: int, hi: int) -> str:
