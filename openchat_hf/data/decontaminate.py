@@ -313,3 +313,30 @@ def build_decontaminator(
 def first_match(found: dict[str, Match]) -> Match | None:
     """The match a drop is attributed to: the first rule in :data:`RULES` order."""
     return next((found[r] for r in RULES if r in found), None)
+
+
+def decontaminate_rows(
+    dataset, rows: Sequence[int], decontaminator: Decontaminator, batch_size: int = 2048
+) -> tuple[dict[int, Match], dict[str, int]]:
+    """Check the ``messages`` of ``dataset`` rows ``rows``: ``({row: the drop's match}, {rule: conversations it
+    fires on, counted on its own})``."""
+    from tqdm.auto import tqdm
+
+    drops: dict[int, Match] = {}
+    hits = dict.fromkeys(RULES, 0)
+    rows = list(rows)
+    with tqdm(total=len(rows), desc="decontaminate", unit="conv") as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            messages = dataset.select(chunk).select_columns(["messages"])["messages"]
+            for row, found in zip(chunk, decontaminator.check(messages)):
+                if found:
+                    drops[row] = first_match(found)
+                    for rule in found:
+                        hits[rule] += 1
+            bar.update(len(chunk))
+    return drops, hits
+
+
+def prompt_text(decontaminator: Decontaminator, prompt_id: str) -> str:
+    return next((p.text for p in decontaminator.prompts if p.id == prompt_id), "")

@@ -194,3 +194,19 @@ def near_dedup(
     for start in range(0, len(conversations), size):
         dedup.add(conversations[start : start + size])
     return dedup.finish(timestamps)
+
+
+def near_dedup_rows(
+    dataset, rows: Sequence[int], config: NearDedupConfig | None = None, batch_size: int = 2048
+) -> list[NearDuplicate]:
+    """Near-dedup ``dataset`` rows ``rows`` (their ``messages``); indices in the result are dataset rows."""
+    from tqdm.auto import tqdm
+
+    rows = list(rows)
+    dedup = NearDeduplicator(config)
+    with tqdm(total=len(rows), desc="near-dedup", unit="conv") as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            dedup.add(dataset.select(chunk).select_columns(["messages"])["messages"])
+            bar.update(len(chunk))
+    return [NearDuplicate(rows[d.index], rows[d.cluster], rows[d.kept], d.rule, d.similarity) for d in dedup.finish()]

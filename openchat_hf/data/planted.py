@@ -3,8 +3,8 @@
 Used by the tests of the documented defaults and by ``benchmarks/bench_data.py``. Conversations are made of
 sentences of the bundled GPT-4 / model answers recombined at random (so no two base conversations are alike), plus:
 
-* contamination: bundled benchmark prompts pasted as a user turn verbatim, re-cased, re-punctuated or wrapped
-  ("Can you help me with this: ...");
+* contamination: bundled benchmark prompts pasted as a user turn verbatim, re-cased, re-punctuated, wrapped
+  ("Can you help me with this: ...") or (prompts of 13+ words) edited, one word in twelve replaced;
 * decontamination look-alikes that must be kept: same topic, different question (the prompt's opening with another
   ending, the prompt extended into a different question), greetings and one-liners, MT-bench follow-ups alone;
 * near-duplicates of earlier conversations with a known share of words edited, re-shares with another follow-up,
@@ -160,8 +160,14 @@ def make_planted_corpus(n_base: int = 2000, seed: int = 0, *, plant: bool = True
         return messages
 
     for p in rng.sample(prompts, min(len(prompts), 120)):  # contamination, each prompt one way
-        kind = rng.choice(("verbatim", "recased", "repunctuated", "wrapped"))
+        long = len(p.text.split()) >= 13
+        kind = rng.choice(("verbatim", "recased", "repunctuated", "wrapped") + (("edited",) if long else ()))
         text = p.text
+        if kind == "edited":  # one word in 12 replaced: no 13-gram survives
+            words = text.split()
+            for i in range(rng.randrange(12), len(words), 12):
+                words[i] = rng.choice(vocab)
+            text = " ".join(words)
         if kind == "recased":
             text = rng.choice((str.upper, str.lower, str.title))(text)
         elif kind == "repunctuated":

@@ -143,13 +143,15 @@ def test_prompt_files(tmp_path):
 
 
 def test_defaults_precision_recall_on_planted_corpus():
-    """The documented defaults on the planted corpus: every planted prompt found, no look-alike dropped."""
+    """The documented defaults on the planted corpus: every pasted prompt found, most edited ones, no look-alike."""
     corpus = make_planted_corpus(1000, seed=1)
     found = build_decontaminator().check(corpus.conversations())
     drops = {i: first_match(f).rule for i, f in enumerate(found) if f}
     result = score(corpus, drops, {})
     assert result["decontaminate"]["all"]["precision"] == 1.0
-    assert result["decontaminate"]["all"]["recall"] == 1.0
+    assert result["decontaminate"]["all"]["recall"] >= 0.95
+    edited = result["kinds"]["edited"]
+    assert edited["decontaminated"] >= 0.6 * edited["n"] > 0  # MinHash: one word in 12 replaced
     for kind in ("lookalike_topic", "lookalike_oneliner", "base"):
         assert result["kinds"][kind]["decontaminated"] == 0, kind
     for kind in ("verbatim", "recased", "repunctuated", "wrapped"):
