@@ -19,7 +19,8 @@ Tokenizers: ours is a 32K-vocab (max) Metaspace BPE trained with ``tokenizers`` 
 a SentencePiece BPE of the same vocabulary budget trained on the same text and used through transformers' slow
 ``SentencePieceBackend``, as v1 used ``LlamaTokenizer`` (slow).
 
-Usage: ``python benchmarks/bench_data.py [--n 20000] [--small 5000] [--baseline-n 1000] [--num-proc 2]``.
+Usage: ``python benchmarks/bench_data.py [--n 20000] [--small 5000] [--baseline-n 1000] [--num-proc 2]``;
+decontamination + near-dedup alone: ``python benchmarks/bench_data.py --only-dedup --dedup-n 90000,250000,500000``.
 """
 
 from __future__ import annotations
@@ -551,8 +552,8 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="keep the corpus and outputs here (default: a temp dir)")
     parser.add_argument(
         "--dedup-n",
-        default="90000",
-        help="comma-separated sizes of the decontamination + near-dedup benchmark (synthetic; '' skips it)",
+        default="",
+        help="comma-separated sizes of the decontamination + near-dedup benchmark (synthetic), e.g. 90000; default: skip",
     )
     parser.add_argument("--only-dedup", action="store_true", help="run only the decontamination + near-dedup part")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)

@@ -173,6 +173,7 @@ class Decontaminator:
     def __post_init__(self) -> None:
         cfg = self.config
         self.ignored: list[str] = []
+        self.texts = {p.id: p.text for p in self.prompts}
         self._exact: dict[tuple[str, ...], str] = {}
         self._short: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] = {}
         long_words, self._long_ids = [], []
@@ -339,4 +340,18 @@ def decontaminate_rows(
 
 
 def prompt_text(decontaminator: Decontaminator, prompt_id: str) -> str:
-    return next((p.text for p in decontaminator.prompts if p.id == prompt_id), "")
+    return decontaminator.texts.get(prompt_id, "")
+
+
+def drop_fields(match: Match, messages: Sequence[dict[str, str]], decontaminator: Decontaminator) -> dict:
+    """The drop-log keys of a contaminated conversation: the matching turn's excerpt and the prompt it matched."""
+    from openchat_hf.data.droplog import excerpt
+
+    return {
+        "excerpt": excerpt(messages[match.turn]["content"]),
+        "rule": match.rule,
+        "matched_id": match.prompt_id,
+        "matched_excerpt": excerpt(prompt_text(decontaminator, match.prompt_id)),
+        "turn": match.turn,
+        "score": match.score,
+    }

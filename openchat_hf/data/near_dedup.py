@@ -210,3 +210,10 @@ def near_dedup_rows(
             dedup.add(dataset.select(chunk).select_columns(["messages"])["messages"])
             bar.update(len(chunk))
     return [NearDuplicate(rows[d.index], rows[d.cluster], rows[d.kept], d.rule, d.similarity) for d in dedup.finish()]
+
+
+def conversation_excerpt(messages: Sequence[dict[str, str]]) -> str:
+    """The first user turn and the start of the first answer, on one line."""
+    from openchat_hf.data.droplog import excerpt
+
+    return excerpt(" / ".join(m["content"][:200] for m in messages[:2]))

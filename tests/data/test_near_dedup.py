@@ -97,3 +97,23 @@ def test_defaults_precision_recall_on_planted_corpus():
     assert nd["edit_30pct"]["recall"] == 0.0
     for kind in ("lookalike_opener", "lookalike_shared_sentences", "lookalike_topic", "lookalike_oneliner"):
         assert result["kinds"][kind]["near_dropped"] == 0, kind
+
+
+@pytest.mark.slow
+def test_bench_dedup_smoke():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_data.py"
+    res = subprocess.run(
+        [sys.executable, str(bench), "--only-dedup", "--dedup-n", "400,800"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "| all (the step) |" in res.stdout and "(default) |" in res.stdout
+    rows = [line.split("|") for line in res.stdout.splitlines() if line.startswith(("| 400 |", "| 800 |"))]
+    assert len(rows) == 2 and all(int(r[9]) > 0 for r in rows)  # near-duplicates found
+    assert "Extrapolated (linear, from the two largest sizes) to 1M conversations" in res.stdout
