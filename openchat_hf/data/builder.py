@@ -29,11 +29,14 @@ MESSAGE = {"role": datasets.Value("string"), "content": datasets.Value("string")
 RAW_FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
+        "has_id": datasets.Value("bool"),
+        "index": datasets.Value("int64"),
         "model": datasets.Value("string"),
         "source": datasets.Value("string"),
         "turns": datasets.List(TURN),
         "clean": datasets.Value("bool"),
         "error": datasets.Value("string"),
+        "detail": datasets.Value("string"),
     }
 )
 CLEAN_FEATURES = datasets.Features(
@@ -48,13 +51,17 @@ CLEAN_FEATURES = datasets.Features(
 
 @dataclass
 class ShareGPTConfig(datasets.BuilderConfig):
-    """``files`` (or ``data_dir``, searched like the CLI's INPUT), ``root`` for ``source`` names, the ``stage``."""
+    """``files`` (or ``data_dir``, searched like the CLI's INPUT), ``root`` for ``source`` names, the ``stage``.
+
+    ``max_record_bytes``: pages / JSON records larger than this are read as ``too_large`` errors (``None``: no limit).
+    """
 
     files: list[str] = field(default_factory=list)
     root: str | None = None
     stage: str = "raw"
     blocked_words: Sequence[str] = DEFAULT_BLOCKED_WORDS
     filter_models: Sequence[str] = DEFAULT_FILTER_MODELS
+    max_record_bytes: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -84,7 +91,7 @@ class ShareGPTBuilder(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, files: list[str], root: str):
         blocked = blocked_words_pattern(self.config.blocked_words) if self.config.stage == "clean" else None
-        for i, record in enumerate(iter_records(files, root)):
+        for i, record in enumerate(iter_records(files, root, self.config.max_record_bytes)):
             if self.config.stage == "raw":
                 yield Key(0, i), record
                 continue

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import xxhash
 
+from openchat_hf.data.droplog import EXCERPT_CHARS, excerpt, excerpt_around
 from openchat_hf.data.errors import DataPipelineError
 from openchat_hf.data.html_to_markdown import to_markdown
+from openchat_hf.data.sources import HTML_SUFFIXES
 
 # OpenChat v1 (ochat/data/clean_sharegpt.py) blocked exactly this word, case-insensitively.
 DEFAULT_BLOCKED_WORDS: tuple[str, ...] = ("openai",)
@@ -103,29 +105,40 @@ def content_hash(messages: Sequence[dict[str, str]]) -> str:
 
 def normalize_turns(turns: Sequence[dict[str, str]], min_turns: int = 2) -> tuple[list[dict[str, str]], str]:
     """Map roles and trim a leading non-user and a trailing user turn (as OpenChat v1); ``(messages, reason)``."""
+    messages, reason, _ = _normalize(turns, min_turns)
+    return messages, reason
+
+
+def _roles(turns: Sequence[dict[str, str]]) -> str:
+    roles = [str(t["from"]) for t in turns]
+    return ", ".join(roles[:12]) + (", …" if len(roles) > 12 else "")
+
+
+def _normalize(turns: Sequence[dict[str, str]], min_turns: int) -> tuple[list[dict[str, str]], str, str]:
     messages = []
-    for turn in turns:
+    for i, turn in enumerate(turns):
         role = ROLE_MAP.get(str(turn["from"]).strip().lower())
         if role is None:
-            return [], WRONG_ROLES
+            return [], WRONG_ROLES, f"unknown role {turn['from']!r} in turn {i} (roles: {_roles(turns)})"
         messages.append({"role": role, "content": turn["value"]})
     system = []
     if messages and messages[0]["role"] == "system":
         system, messages = messages[:1], messages[1:]
+    short = f"fewer than {min_turns} user/assistant turns after trimming (roles: {_roles(turns)})"
     if len(messages) < min_turns:
-        return [], TOO_SHORT
+        return [], TOO_SHORT, short
     if messages[0]["role"] != "user":
         messages = messages[1:]
     if len(messages) < min_turns:
-        return [], TOO_SHORT
+        return [], TOO_SHORT, short
     if messages[-1]["role"] == "user":
         messages = messages[:-1]
     if len(messages) < min_turns:
-        return [], TOO_SHORT
+        return [], TOO_SHORT, short
     for i, m in enumerate(messages):
         if m["role"] != ("user" if i % 2 == 0 else "assistant"):
-            return [], WRONG_ROLES
-    return system + messages, ""
+            return [], WRONG_ROLES, f"turns don't alternate user / assistant (roles: {_roles(turns)})"
+    return system + messages, "", ""
 
 
 def clean_conversation(
@@ -134,38 +147,75 @@ def clean_conversation(
     already_clean: bool = False,
     blocked: BlockedWords | None = None,
     min_turns: int = 2,
+    escaped: bool | None = None,
 ) -> tuple[list[dict[str, str]], str]:
-    """Clean one conversation: ``(messages, "")`` when kept, ``([], reason)`` when dropped."""
-    messages, reason = normalize_turns(turns, min_turns)
+    """Clean one conversation: ``(messages, "")`` when kept, ``([], reason)`` when dropped.
+
+    Each value is converted on its own (:func:`~openchat_hf.data.html_to_markdown.to_markdown`): HTML to Markdown,
+    Markdown kept; ``escaped`` says whether non-HTML values are HTML-escaped text (true for ShareGPT pages; ``None``:
+    decided per value).
+    """
+    messages, reason, _ = clean_conversation_explained(
+        turns, already_clean=already_clean, blocked=blocked, min_turns=min_turns, escaped=escaped
+    )
+    return messages, reason
+
+
+def clean_conversation_explained(
+    turns: Sequence[dict[str, str]],
+    *,
+    already_clean: bool = False,
+    blocked: BlockedWords | None = None,
+    min_turns: int = 2,
+    escaped: bool | None = None,
+) -> tuple[list[dict[str, str]], str, str]:
+    """Like :func:`clean_conversation`, plus a one-line excerpt saying why a conversation was dropped."""
+    messages, reason, why = _normalize(turns, min_turns)
     if reason:
-        return [], reason
+        return [], reason, excerpt(why)
     out = []
-    for m in messages:
+    for i, m in enumerate(messages):
         try:
-            content = m["content"] if already_clean else to_markdown(m["content"])
-        except Exception:  # noqa: BLE001 - any converter failure is a counted drop, never a crash
-            return [], PARSE_ERROR
+            content = m["content"] if already_clean else to_markdown(m["content"], escaped=escaped)
+        except Exception as err:  # noqa: BLE001 - any converter failure is a counted drop, never a crash
+            return [], PARSE_ERROR, excerpt(f"turn {i} ({m['role']}): {type(err).__name__}: {err}")
         if not content.strip() and m["role"] != "system":
-            return [], EMPTY_TURN
-        if blocked is not None and blocked.search(content):
-            return [], BLOCKED_WORDS
+            return [], EMPTY_TURN, excerpt(f"turn {i} ({m['role']}) is empty after cleaning: {m['content']!r}")
+        found = blocked.search(content) if blocked is not None else None
+        if found:
+            where = excerpt_around(content, found.start(), found.end(), EXCERPT_CHARS - 40)
+            return [], BLOCKED_WORDS, f"{found.group(0)!r} in turn {i} ({m['role']}): {where}"
         out.append({"role": m["role"], "content": content})
-    return out, ""
+    return out, "", ""
 
 
 def clean_batch(batch: dict[str, list], *, blocked_words: Sequence[str], min_turns: int = 2) -> dict[str, list]:
-    """``datasets.map(batched=True)`` function: raw records -> ``messages``, ``reason``, ``hash``."""
+    """``datasets.map(batched=True)`` function: raw records -> ``messages``, ``reason``, ``hash``, ``excerpt``.
+
+    ``excerpt`` says why a record was dropped (its read error's detail, or the clean step's); for a kept record it
+    is the start of its first user turn (what later steps' drop log lines show).
+    """
     blocked = _pattern_cache(tuple(blocked_words))
-    messages_out, reasons, hashes = [], [], []
-    for turns, clean, error in zip(batch["turns"], batch["clean"], batch["error"]):
+    messages_out, reasons, hashes, excerpts = [], [], [], []
+    rows = zip(batch["turns"], batch["clean"], batch["error"], batch["detail"], batch["source"])
+    for turns, clean, error, detail, source in rows:
         if error:
-            messages, reason = [], error
+            messages, reason, why = [], error, detail
         else:
-            messages, reason = clean_conversation(turns, already_clean=clean, blocked=blocked, min_turns=min_turns)
+            page = source.lower().endswith(HTML_SUFFIXES)  # a page's values are HTML or escaped text
+            messages, reason, why = clean_conversation_explained(
+                turns, already_clean=clean, blocked=blocked, min_turns=min_turns, escaped=True if page else None
+            )
         messages_out.append(messages)
         reasons.append(reason)
         hashes.append(content_hash(messages) if not reason else "")
-    return {"messages": messages_out, "reason": reasons, "hash": hashes}
+        excerpts.append(why if reason else first_user_excerpt(messages))
+    return {"messages": messages_out, "reason": reasons, "hash": hashes, "excerpt": excerpts}
+
+
+def first_user_excerpt(messages: Sequence[dict[str, str]]) -> str:
+    """An excerpt of a conversation's first user turn."""
+    return next((excerpt(m["content"]) for m in messages if m["role"] == "user"), "")
 
 
 _PATTERNS: dict[tuple[str, ...], BlockedWords | None] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_subcommands(subparsers) -> None:
@@ -17,7 +18,10 @@ def add_subcommands(subparsers) -> None:
         description=(
             "Read ShareGPT pages (INPUT/ShareGPT/*.html or any *.html), ShareGPT JSON dumps or clean JSON under INPUT; "
             "write OUTPUT/clean, one tokenized DatasetDict per model type, the legacy MODEL_TYPE.*.json files and "
-            "OUTPUT/report.json + report.md. Without --tokenizer only the clean dataset and the report are written."
+            "OUTPUT/report.json + report.md, and OUTPUT/dropped.jsonl (one line per dropped record). Without "
+            "--tokenizer only the clean dataset and the report are written. Exit code 0 when conversations were "
+            "kept (and every model type has training data), 1 when the run ended with nothing to train on (the "
+            "report says why), 2 for bad input or options (nothing written)."
         ),
     )
     run.add_argument(
@@ -49,6 +53,12 @@ def add_subcommands(subparsers) -> None:
         "--overflow", choices=("truncate", "drop"), default="truncate", help="conversations longer than the context"
     )
     run.add_argument("--no-legacy", action="store_true", help="don't write the legacy MODEL_TYPE.*.json files")
+    run.add_argument(
+        "--max-record-mb",
+        type=float,
+        default=16.0,
+        help="drop a page / JSON record larger than this many MB as too_large before cleaning (default 16; 0: no limit)",
+    )
     run.set_defaults(func=_run)
 
     push = commands.add_parser(
@@ -84,11 +94,16 @@ def _run(args: argparse.Namespace) -> int:
         blocked_words=blocked,
         overflow=args.overflow,
         legacy=not args.no_legacy,
+        max_record_mb=args.max_record_mb or None,
     )
     report = run_pipeline(args.input, args.output, config)
     print(to_markdown(report))
-    print(f"Wrote {args.output} (report: {args.output}/report.json)")
-    return 0
+    print(f"Wrote {args.output} (report: {args.output}/report.json, drops: {args.output}/dropped.jsonl)")
+    empty = report["kept"] == 0 or any(mt["train"] == 0 for mt in report["model_types"].values())
+    if empty:
+        why = [m for m in report["messages"] if m.startswith("Nothing") or "no training conversation" in m]
+        print(f"openchat-hf data: error: {why[0] if why else 'nothing to train on.'}", file=sys.stderr)
+    return 1 if empty else 0
 
 
 def _push(args: argparse.Namespace) -> int:

@@ -97,23 +97,69 @@ def converted_schema() -> pa.Schema:
     )
 
 
+# A conversation is cut, before tokenizing, to the characters that can make max_length + CUT_MARGIN_TOKENS tokens.
+CUT_MARGIN_TOKENS = 64
+_MAX_TOKEN_CHARS: dict[int, int] = {}
+
+
+def max_token_chars(tokenizer: Any) -> int:
+    """The most characters one token of ``tokenizer`` can stand for (its longest vocabulary entry; cached)."""
+    key = id(tokenizer)
+    if key not in _MAX_TOKEN_CHARS:
+        vocab = tokenizer.backend_tokenizer.get_vocab(with_added_tokens=True)
+        _MAX_TOKEN_CHARS[key] = max(map(len, vocab), default=1)
+    return _MAX_TOKEN_CHARS[key]
+
+
+def cut_messages(messages: Sequence[dict[str, str]], max_chars: int) -> tuple[list[dict[str, str]], bool]:
+    """Cut a conversation's contents to ``max_chars`` characters in all (later contents become empty; the roles
+    stay); ``(messages, cut)``."""
+    if sum(len(m["content"]) for m in messages) <= max_chars:
+        return list(messages), False
+    out, left = [], max_chars
+    for m in messages:
+        out.append({**m, "content": m["content"][: max(left, 0)]})
+        left -= len(m["content"])
+    return out, True
+
+
 def convert_batch(
     batch: dict[str, list], *, template: Any, max_length: int, overflow: str, with_text: bool = True
 ) -> pa.Table:
     """``datasets.map(batched=True)`` function: ``messages`` -> ids, supervise mask, length, drop reason (+ text).
 
+    The work is bounded by the context, not by the input: a conversation longer than ``(max_length +
+    CUT_MARGIN_TOKENS) * max_token_chars`` characters is cut to that before it is tokenized (it cannot have fewer
+    tokens than that, so the first ``max_length`` tokens are those of the whole text; a cut that gives fewer than
+    ``max_length + CUT_MARGIN_TOKENS`` tokens is tokenized again uncut). Special-token strings are counted in what
+    is tokenized.
+
     Returns an Arrow table (built by Arrow's C++ converters), which ``datasets`` writes as is instead of checking and
     casting every token id in Python.
     """
-    chats = template.tokenize_batch(batch["messages"], max_length=max_length if overflow == "truncate" else None)
-    lengths = [len(chat.input_ids) for chat in chats]
-    reasons = [_drop_reason(length, chat.supervise_mask, max_length) for length, chat in zip(lengths, chats)]
-    texts = [template.render(m).text if with_text else "" for m in batch["messages"]]
+    budget = (max_length + CUT_MARGIN_TOKENS) * max_token_chars(template.tokenizer)
+    conversations, cut = zip(*(cut_messages(m, budget) for m in batch["messages"])) if batch["messages"] else ((), ())
+    chats = template.tokenize_batch(list(conversations))
+    conversations = list(conversations)
+    for i in [i for i, c in enumerate(cut) if c and len(chats[i].input_ids) < max_length + CUT_MARGIN_TOKENS]:
+        logger.debug("A cut conversation gave too few tokens; tokenizing it whole.")
+        conversations[i] = batch["messages"][i]
+        chats[i] = template.tokenize(conversations[i])
+    ids, masks, lengths, truncated = [], [], [], []
+    for chat in chats:
+        over = len(chat.input_ids) > max_length
+        keep = max_length if over and overflow == "truncate" else None
+        ids.append(chat.input_ids[:keep])
+        masks.append(chat.supervise_mask[:keep])
+        lengths.append(len(ids[-1]))
+        truncated.append(over and keep is not None)
+    reasons = [_drop_reason(length, mask, max_length) for length, mask in zip(lengths, masks)]
+    texts = [template.render(m).text if with_text else "" for m in conversations]
     columns = {
-        "input_ids": [chat.input_ids for chat in chats],
-        "supervise_mask": [chat.supervise_mask for chat in chats],
+        "input_ids": ids,
+        "supervise_mask": masks,
         "length": lengths,
-        "truncated": [chat.truncated for chat in chats],
+        "truncated": truncated,
         "neutralized": [chat.num_neutralized for chat in chats],
         "reason": reasons,
         "text": texts,

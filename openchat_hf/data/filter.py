@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 DEFAULT_FILTER_MODELS: tuple[str, ...] = ("Model: GPT-4",)
 MODEL_FILTERED = "model_filtered"
+NO_MODEL_LABEL = "no_model_label"  # filtered out: the record has no ``model`` label at all
 
 
 def keep_model(model: str, models: Sequence[str] | None) -> bool:

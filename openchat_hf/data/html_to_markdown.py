@@ -1,4 +1,4 @@
-"""ShareGPT HTML -> Markdown, with ChatGPT's page artefacts removed.
+"""ShareGPT HTML -> Markdown, with ChatGPT's page artefacts removed; per-message detection of HTML and of escaped text.
 
 The conversion itself is done by the Rust ``html-to-markdown`` library; this module only normalises ChatGPT's code
 block markup first (``<pre>`` holding a header with the language, a "Copy code" button and the ``<code>``) and cleans
@@ -8,6 +8,7 @@ the few artefacts ShareGPT pages carry in their text: regeneration counters (``1
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -19,7 +20,19 @@ _CLASS_LANG_RE = re.compile(r"""class\s*=\s*["'][^"']*\blanguage-([\w+#.-]+)""",
 _HEADER_LANG_RE = re.compile(r"<span\b[^>]*>\s*([\w+#.-]{1,30})\s*</span>\s*<button\b", re.IGNORECASE)
 _BUTTON_RE = re.compile(r"<button\b[^>]*>.*?</button>", re.DOTALL | re.IGNORECASE)
 _TAG_RE = re.compile(r"<[^>]+>")
-_HTML_HINT_RE = re.compile(r"<(?:p|div|pre|code|ol|ul|li|h[1-6]|table|blockquote|span|br|strong|em|a)\b[^>]*>", re.I)
+
+# HTML detection (see looks_like_html).
+_BLOCK_TAGS = r"(?:div|p|pre|ol|ul|table|h[1-6]|blockquote|span)"
+_STARTS_WITH_BLOCK_RE = re.compile(r"\A\s*(?:\d+\s*/\s*\d+\s*)?<" + _BLOCK_TAGS + r"\b[^<>]*>", re.IGNORECASE)
+_ENDS_WITH_CLOSE_RE = re.compile(r"(?:</" + _BLOCK_TAGS + r"\s*>|<(?:br|hr)\s*/?>)\s*\Z", re.IGNORECASE)
+_PRE_SPAN_RE = re.compile(r"<pre\b.*?</pre\s*>", re.DOTALL | re.IGNORECASE)
+_DOCUMENT_TAG_RE = re.compile(r"<(?:!doctype|html|head|body|script|style|meta|link|title)\b", re.IGNORECASE)
+_MARKDOWN_FENCE_RE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
+_INDENTED_TAG_RE = re.compile(r"\n[ \t]+</?[a-zA-Z]")
+_CHATGPT_CLASS_RE = re.compile(r"""<div\b[^>]*\bclass\s*=\s*["'][^"']*\b(?:markdown|prose)\b""", re.IGNORECASE)
+# Escaped text (see looks_escaped).
+_ENTITY_RE = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
+_BARE_AMP_RE = re.compile(r"&(?![a-zA-Z][a-zA-Z0-9]{1,31};|#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};)")
 
 # Artefacts in the converted text.
 _REGENERATE_RE = re.compile(r"\A\s*\d+\s*/\s*\d+\s*(?:\n|\Z)")
@@ -60,8 +73,29 @@ def _converter() -> Callable[[str], str]:
 
 
 def looks_like_html(text: str) -> bool:
-    """Whether a ShareGPT value is HTML (page dumps) rather than Markdown (cleaned dumps)."""
-    return bool(_HTML_HINT_RE.search(text))
+    """Whether one ShareGPT value is rendered HTML (as ChatGPT's page stored it) rather than Markdown or plain text.
+
+    Decided per message, on the markup's shape, never on a tag found anywhere: the value must start with a block
+    element (``<div>``, ``<p>``, ``<pre>``, lists, tables, headings; after an optional ``1 / 2`` regeneration
+    counter) and end with a closing one, and outside its ``<pre>`` blocks it must have no Markdown code fence, no
+    document-level tag (``<!DOCTYPE>``, ``<html>``, ``<head>``, ``<script>``, ``<style>``...: an answer that *is* an
+    HTML page is code, and rendered chat text never has them unescaped) and, unless it carries ChatGPT's
+    ``markdown prose`` wrapper, no hand-indented tags (HTML source laid out by a person, not a renderer).
+    """
+    if not _STARTS_WITH_BLOCK_RE.match(text) or not _ENDS_WITH_CLOSE_RE.search(text):
+        return False
+    outside_pre = _PRE_SPAN_RE.sub(" ", text) if "<pre" in text or "<PRE" in text else text
+    if _DOCUMENT_TAG_RE.search(outside_pre) or _MARKDOWN_FENCE_RE.search(outside_pre):
+        return False
+    return bool(_CHATGPT_CLASS_RE.search(text)) or not _INDENTED_TAG_RE.search(outside_pre)
+
+
+def looks_escaped(text: str) -> bool:
+    """Whether a (non-HTML) value is HTML-escaped text: it has entities (``&quot;``, ``&#x27;``, ``&lt;``...) and no
+    character that escaping would have replaced (a raw ``<``, ``>`` or an ``&`` that starts no entity)."""
+    if "&" not in text or not _ENTITY_RE.search(text):
+        return False
+    return "<" not in text and ">" not in text and not _BARE_AMP_RE.search(text)
 
 
 def _normalize_code_block(match: re.Match) -> str:
@@ -97,8 +131,15 @@ def html_to_markdown(value: str) -> str:
     return clean_artifacts(_converter()(value))
 
 
-def to_markdown(value: str) -> str:
-    """HTML values are converted to Markdown; Markdown values are only cleaned of artefacts."""
+def to_markdown(value: str, *, escaped: bool | None = None) -> str:
+    """One ShareGPT value -> clean Markdown.
+
+    HTML values (:func:`looks_like_html`) are converted; anything else is Markdown or plain text and only gets the
+    artefacts removed, and its HTML entities decoded when it is escaped text: always when ``escaped`` is true (the
+    values of a ShareGPT page), never when false, and when :func:`looks_escaped` says so when ``None``.
+    """
     if looks_like_html(value):
         return html_to_markdown(value)
+    if escaped or (escaped is None and looks_escaped(value)):
+        value = html.unescape(value)
     return clean_artifacts(value)

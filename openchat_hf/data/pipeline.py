@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import tempfile
@@ -15,9 +16,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from openchat_hf.data.clean import DEFAULT_BLOCKED_WORDS, DUPLICATE, clean_batch
+from openchat_hf.data.clean import DEFAULT_BLOCKED_WORDS, DUPLICATE, clean_batch, first_user_excerpt
 from openchat_hf.data.convert import (
     CONVERT_REASONS,
+    CUT_MARGIN_TOKENS,
+    NO_SUPERVISED_TOKENS,
     OVERFLOW_CHOICES,
     convert_batch,
     converted_schema,
@@ -25,16 +28,19 @@ from openchat_hf.data.convert import (
     parse_tokenizer_spec,
     split_indices,
 )
+from openchat_hf.data.droplog import DROP_LOG, DropLog
 from openchat_hf.data.errors import DataPipelineError
-from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, MODEL_FILTERED, keep_model
+from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, MODEL_FILTERED, NO_MODEL_LABEL, keep_model
 from openchat_hf.data.legacy import legacy_paths, write_legacy_split
-from openchat_hf.data.report import add_drops, check_report, new_report, write_report
+from openchat_hf.data.report import STEPS, check_report, new_report, top_drops, write_report
 from openchat_hf.data.sources import READ_REASONS, discover_inputs
 from openchat_hf.model_types import ModelTypeError, parse_model_types
 
 logger = logging.getLogger(__name__)
 
-CLEAN_COLUMNS = ("id", "model", "messages", "source")
+CLEAN_COLUMNS = ("id", "model", "messages", "source", "index")
+DUPLICATE_IDS = "duplicate_ids.jsonl"
+DEFAULT_MAX_RECORD_MB = 16.0
 
 
 @dataclass
@@ -53,6 +59,8 @@ class PipelineConfig:
         overflow: ``"truncate"`` conversations longer than the model type's context, or ``"drop"`` them.
         legacy: also write OpenChat v1's ``MODEL_TYPE.SPLIT.json`` / ``.text.json`` files.
         batch_size: rows per ``datasets.map`` batch.
+        max_record_mb: a page or JSON record larger than this (MB) is dropped as ``too_large`` before cleaning;
+            ``None``: no limit.
     """
 
     model_types: Sequence[str] | str = ("openchat",)
@@ -65,6 +73,7 @@ class PipelineConfig:
     overflow: str = "truncate"
     legacy: bool = True
     batch_size: int = 256
+    max_record_mb: float | None = DEFAULT_MAX_RECORD_MB
 
     def __post_init__(self) -> None:
         try:
@@ -77,12 +86,18 @@ class PipelineConfig:
             raise DataPipelineError(f"eval_ratio must be in [0, 1), got {self.eval_ratio}.")
         if self.num_proc is not None and self.num_proc < 1:
             raise DataPipelineError(f"num_proc must be >= 1, got {self.num_proc}.")
+        if self.max_record_mb is not None and not self.max_record_mb > 0:
+            raise DataPipelineError(f"max_record_mb must be > 0 (or None for no limit), got {self.max_record_mb}.")
         self.filter_models = [m for m in self.filter_models if m]
         self.blocked_words = list(self.blocked_words)
 
+    @property
+    def max_record_bytes(self) -> int | None:
+        return None if self.max_record_mb is None else int(self.max_record_mb * 1_000_000)
+
 
 def _output_paths(output_dir: Path, model_types: Sequence[str]) -> list[Path]:
-    paths = [output_dir / "clean", output_dir / "report.json", output_dir / "report.md"]
+    paths = [output_dir / name for name in ("clean", "report.json", "report.md", DROP_LOG, DUPLICATE_IDS)]
     for name in model_types:
         paths.append(output_dir / name)
         for split in ("train", "eval"):
@@ -102,7 +117,9 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run the whole pipeline; return the report (also written to ``output_dir/report.json`` and ``report.md``).
 
-    Every input record is either kept or dropped with a reason; the report's counts always add up.
+    Every input record is either kept or dropped with a reason: each drop is a line of ``output_dir/dropped.jsonl``
+    and the report's counts are the counts of that log. A run in which nothing survives a step still writes its
+    report; ``report["messages"]`` says what happened.
     """
     config = config or PipelineConfig()
     started = time.perf_counter()
@@ -111,14 +128,15 @@ def run_pipeline(
     for path in dict.fromkeys(tokenizer_paths.values()):  # fail before any work
         if not Path(path).is_dir():
             load_tokenizer(path)
-    files = discover_inputs(input_path, exclude=output_dir)
+    skipped: list[str] = []
+    files = discover_inputs(input_path, exclude=output_dir, skipped=skipped)
     if output_dir.exists() and not output_dir.is_dir():
         raise DataPipelineError(f"Output {output_dir} exists and is not a folder.")
+    created = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
-    for path in _output_paths(output_dir, config.model_types):
-        _remove(path)
 
     report = new_report(str(input_path), str(output_dir), len(files), _jsonable(config))
+    report["skipped_folders"] = skipped
     num_proc = config.num_proc if config.num_proc and config.num_proc > 1 else None
     cache_dir = Path(tempfile.mkdtemp(prefix=".cache-", dir=output_dir))
     try:
@@ -132,12 +150,25 @@ def run_pipeline(
             files=[str(f) for f in files],
             root=str(root),
             stage="raw",
+            max_record_bytes=config.max_record_bytes,
         )
         builder.download_and_prepare(num_proc=num_proc if num_proc and len(files) > 1 else None)
         raw = builder.as_dataset("train")
         report["inputs"] = len(raw)
         logger.info("Read %d records from %d files", len(raw), len(files))
+        labels = _model_labels(raw)
+        report["input_models"] = labels
+        _check_filter_applies(labels, config.filter_models, input_path)
+    except BaseException:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        if created and not any(output_dir.iterdir()):
+            output_dir.rmdir()
+        raise
 
+    for path in _output_paths(output_dir, config.model_types):
+        _remove(path)
+    log = DropLog(output_dir)
+    try:
         # 2. clean (per record, parallel).
         cleaned = raw.map(
             clean_batch,
@@ -145,58 +176,156 @@ def run_pipeline(
             batch_size=config.batch_size,
             num_proc=num_proc,
             fn_kwargs={"blocked_words": tuple(config.blocked_words)},
-            remove_columns=["turns", "clean", "error"],
+            remove_columns=["turns", "clean", "error", "detail"],
             new_fingerprint=f"clean-{_fingerprint(config)}",
             desc="clean",
         )
 
         # 3. dedup (first occurrence wins, in input order) and 4. filter by model: one sequential pass.
-        seen: set[str] = set()
-        drops = {step: Counter() for step in ("read", "clean", "dedup", "filter")}
-        kept_indices: list[int] = []
-        index = 0
-        columns = cleaned.select_columns(["reason", "hash", "model"])
-        with tqdm(total=len(cleaned), desc="dedup + filter", unit="conv") as bar:
-            for batch in columns.iter(batch_size=10_000):
-                for reason, digest, model in zip(batch["reason"], batch["hash"], batch["model"]):
-                    if reason:
-                        drops["read" if reason in READ_REASONS else "clean"][reason] += 1
-                    elif digest in seen:
-                        drops["dedup"][DUPLICATE] += 1
-                    else:
-                        seen.add(digest)
-                        if keep_model(model, config.filter_models):
-                            kept_indices.append(index)
-                        else:
-                            drops["filter"][MODEL_FILTERED] += 1
-                    index += 1
-                bar.update(len(batch["reason"]))
-        for step, counter in drops.items():
-            add_drops(report, step, counter)
+        kept_indices, duplicate_ids = _dedup_and_filter(cleaned, config, log)
         report["kept"] = len(kept_indices)
+        report["duplicate_ids"] = _write_duplicate_ids(duplicate_ids, output_dir)
 
         clean = cleaned.select(kept_indices).select_columns(list(CLEAN_COLUMNS))
         clean.save_to_disk(str(output_dir / "clean"), num_shards=1 if len(clean) == 0 else None)
         logger.info("Kept %d of %d conversations -> %s", len(clean), report["inputs"], output_dir / "clean")
 
         # 5. convert per model type.
-        train_idx, eval_idx = split_indices(len(clean), config.eval_ratio, config.seed)
         if not tokenizer_paths:
             report["note"] = "No --tokenizer given: only the clean dataset and this report were written."
-        for name in config.model_types if tokenizer_paths else []:
-            report["model_types"][name] = _convert(
-                clean, name, tokenizer_paths[name], train_idx, eval_idx, output_dir, config, num_proc
-            )
+        elif len(clean) == 0:
+            report["messages"].append("Nothing left to tokenize: no model type was converted.")
+        else:
+            train_idx, eval_idx = split_indices(len(clean), config.eval_ratio, config.seed)
+            has_id = cleaned.select(kept_indices)["has_id"]
+            for name in config.model_types:
+                report["model_types"][name] = _convert(
+                    clean, has_id, name, tokenizer_paths[name], train_idx, eval_idx, output_dir, config, num_proc, log
+                )
     finally:
+        log.close()
         shutil.rmtree(cache_dir, ignore_errors=True)
 
+    report["steps"] = _ordered_steps(log.counts())
+    for name, mt in report["model_types"].items():
+        mt["dropped"] = {r: log.counts(name).get("convert", {}).get(r, 0) for r in CONVERT_REASONS}
+    report["top_drops"] = top_drops(log)
+    report["messages"] = _outcome_messages(report, config) + report["messages"]
     report["seconds"] = round(time.perf_counter() - started, 3)
     check_report(report)
     write_report(report, output_dir)
     return report
 
 
-def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, config, num_proc) -> dict[str, Any]:
+def _model_labels(raw) -> dict[str, int]:
+    """ShareGPT ``model`` labels of the readable records: ``{label: n}`` (``""``: no label), most common first."""
+    counts: Counter[str] = Counter()
+    for batch in raw.select_columns(["model", "error"]).iter(batch_size=10_000):
+        counts.update(m.strip() for m, e in zip(batch["model"], batch["error"]) if not e)
+    return dict(counts.most_common())
+
+
+def _check_filter_applies(labels: dict[str, int], filter_models: Sequence[str], input_path) -> None:
+    """Refuse a model filter that cannot apply: no readable record carries a ``model`` label."""
+    readable = sum(labels.values())
+    if filter_models and readable and not any(label for label in labels):
+        wanted = ", ".join(repr(m) for m in filter_models)
+        raise DataPipelineError(
+            f"None of the {readable} readable records in {input_path} carries a ShareGPT 'model' label (as in "
+            f"ShareGPT_V3_unfiltered_cleaned_split.json), so the model filter {wanted} would drop them all: "
+            "pass --filter-model all (PipelineConfig(filter_models=[])) to keep every conversation."
+        )
+
+
+def _dedup_and_filter(cleaned, config: PipelineConfig, log: DropLog) -> tuple[list[int], dict[str, list[dict]]]:
+    """Log read / clean drops, drop exact duplicates and filter by model; ``(kept indices, duplicate ids)``."""
+    seen: dict[str, tuple[str, str, int]] = {}  # content hash -> (id, source, index) of the kept record
+    ids: dict[str, list[dict]] = {}  # own id -> kept records carrying it
+    kept_indices: list[int] = []
+    index = 0
+    names = ["reason", "hash", "model", "id", "has_id", "source", "index", "excerpt"]
+    with tqdm(total=len(cleaned), desc="dedup + filter", unit="conv") as bar:
+        for batch in cleaned.select_columns(names).iter(batch_size=10_000):
+            for reason, digest, model, rid, has_id, source, pos, why in zip(*(batch[n] for n in names)):
+                where = {"source": source, "index": pos, "id": rid if has_id else None}
+                if reason:
+                    log.add("read" if reason in READ_REASONS else "clean", reason, **where, excerpt=why)
+                elif digest in seen:
+                    kept_id, kept_source, kept_index = seen[digest]
+                    log.add(
+                        "dedup",
+                        DUPLICATE,
+                        **where,
+                        excerpt=f"same content as {kept_source}#{kept_index}; {why}",
+                        kept_id=kept_id,
+                        kept_source=kept_source,
+                        kept_index=kept_index,
+                    )
+                else:
+                    seen[digest] = (where["id"], source, pos)
+                    if keep_model(model, config.filter_models):
+                        kept_indices.append(index)
+                        if has_id:
+                            ids.setdefault(rid, []).append({"source": source, "index": pos})
+                    else:
+                        reason = MODEL_FILTERED if model.strip() else NO_MODEL_LABEL
+                        log.add("filter", reason, **where, excerpt=f"model: {model.strip() or '(none)'}; {why}")
+                index += 1
+            bar.update(len(batch["reason"]))
+    return kept_indices, {rid: recs for rid, recs in ids.items() if len(recs) > 1}
+
+
+def _write_duplicate_ids(duplicates: dict[str, list[dict]], output_dir: Path) -> dict[str, Any]:
+    """Ids carried by several kept conversations of different content: ``OUT/duplicate_ids.jsonl`` + a summary."""
+    path = output_dir / DUPLICATE_IDS
+    with open(path, "w", encoding="utf-8") as f:
+        for rid, records in duplicates.items():
+            f.write(json.dumps({"id": rid, "records": records}, ensure_ascii=False) + "\n")
+    if duplicates:
+        logger.warning(
+            "%d ids are carried by conversations of different content (all kept): see %s", len(duplicates), path
+        )
+    return {
+        "ids": len(duplicates),
+        "records": sum(len(r) for r in duplicates.values()),
+        "examples": [{"id": rid, "records": recs[:5]} for rid, recs in list(duplicates.items())[:5]],
+    }
+
+
+def _ordered_steps(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    steps = {step: counts.get(step, {}) for step in STEPS}
+    steps.update({step: c for step, c in counts.items() if step not in steps and step != "convert"})
+    return steps
+
+
+def _outcome_messages(report: dict[str, Any], config: PipelineConfig) -> list[str]:
+    """Plain-language notes on a run in which nothing (or nothing of a model type) survived."""
+    messages = [f"Skipped {s} (not ShareGPT data)." for s in report["skipped_folders"]]
+    if report["inputs"] and report["kept"] == 0:
+        top = ", ".join(f"{d['step']}/{d['reason']}: {d['records']}" for d in report["top_drops"][:3])
+        msg = f"Nothing was kept: all {report['inputs']} records were dropped ({top}); see {DROP_LOG}."
+        if report["steps"].get("filter") and not any(report["steps"][s] for s in ("clean", "dedup")):
+            found = ", ".join(f"{m or '(none)'!r}: {n}" for m, n in list(report["input_models"].items())[:5])
+            wanted = ", ".join(repr(m) for m in config.filter_models)
+            msg += f" No record matched --filter-model {wanted}; model labels found: {found}. "
+            msg += "Pass --filter-model LABEL (repeatable) or --filter-model all."
+        messages.append(msg)
+    for name, mt in report["model_types"].items():
+        if mt["train"] == 0:
+            dropped = ", ".join(f"{r}: {n}" for r, n in mt["dropped"].items() if n) or "none dropped"
+            messages.append(f"{name}: no training conversation left ({dropped}); see {DROP_LOG}.")
+    if report["duplicate_ids"]["ids"]:
+        dup = report["duplicate_ids"]
+        messages.append(
+            f"{dup['ids']} ids are carried by {dup['records']} kept conversations of different content (all kept; "
+            f"see {DUPLICATE_IDS})."
+        )
+    return messages
+
+
+def _convert(
+    clean, has_id, name, tokenizer_path, train_idx, eval_idx, output_dir, config, num_proc, log
+) -> dict[str, Any]:
     import datasets
 
     from openchat_hf.model_types import get_model_type
@@ -223,7 +352,25 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
     )
     stats = converted.select_columns(["reason", "truncated", "neutralized", "length"]).to_dict()
     reasons = stats["reason"]
-    dropped = Counter(r for r in reasons if r)
+    dropped_rows = [i for i, r in enumerate(reasons) if r]
+    if dropped_rows:
+        where = clean.select(dropped_rows).select_columns(["id", "source", "index", "messages"]).to_dict()
+        for j, i in enumerate(dropped_rows):
+            n = stats["length"][i]
+            at_least = "+" if n >= model_type.max_length + CUT_MARGIN_TOKENS else ""  # cut before tokenizing
+            why = f"{n}{at_least} tokens (context {model_type.max_length})"
+            if reasons[i] == NO_SUPERVISED_TOKENS:
+                why = f"no assistant token within the first {model_type.max_length} tokens"
+            first = first_user_excerpt(where["messages"][j])
+            log.add(
+                "convert",
+                reasons[i],
+                source=where["source"][j],
+                index=where["index"][j],
+                id=where["id"][j] if has_id[i] else None,
+                excerpt=f"{why}; {first}",
+                model_type=name,
+            )
     splits = {}
     for split, indices in (("train", train_idx), ("eval", eval_idx)):
         keep = [i for i in indices if not reasons[i]]
@@ -234,7 +381,7 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
         "input": len(converted),
         "train": len(splits["train"]),
         "eval": len(splits["eval"]),
-        "dropped": {r: dropped.get(r, 0) for r in CONVERT_REASONS},
+        "dropped": {},  # filled from the drop log
         "truncated": sum(t for t, r in zip(stats["truncated"], reasons) if not r),
         "neutralized_special_tokens": sum(n for n, r in zip(stats["neutralized"], reasons) if not r),
         "tokens": {

@@ -1,35 +1,51 @@
-"""The pipeline report: counts per step and drop reason that always add up to the number of input records."""
+"""The pipeline report: counts per step and drop reason (the counts of ``dropped.jsonl``) that always add up to the
+number of input records, the top drop reasons with examples, and plain-language messages about the outcome."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from openchat_hf.data.droplog import DropLog
 from openchat_hf.data.errors import DataPipelineError
 
 STEPS = ("read", "clean", "dedup", "filter")
+TOP_REASONS = 10
 
 
 def new_report(input_path: str, output_dir: str, num_files: int, config: dict[str, Any]) -> dict[str, Any]:
     return {
-        "version": 1,
+        "version": 2,
         "input": str(input_path),
         "output": str(output_dir),
         "files": num_files,
         "inputs": 0,
+        "input_models": {},
         "steps": {step: {} for step in STEPS},
         "kept": 0,
+        "duplicate_ids": {"ids": 0, "records": 0, "examples": []},
         "model_types": {},
+        "top_drops": [],
+        "messages": [],
         "config": config,
     }
 
 
-def add_drops(report: dict[str, Any], step: str, reasons: Counter) -> None:
-    for reason, n in sorted(reasons.items()):
-        if reason and n:
-            report["steps"][step][reason] = report["steps"][step].get(reason, 0) + n
+def top_drops(log: DropLog, limit: int = TOP_REASONS) -> list[dict[str, Any]]:
+    """The most frequent ``(step, reason)`` pairs of the drop log with their first examples."""
+    ranked = sorted(log.totals().items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [
+        {
+            "step": step,
+            "reason": reason,
+            "records": n,
+            "examples": [
+                {k: e[k] for k in ("source", "index", "id", "excerpt")} for e in log.examples()[(step, reason)]
+            ],
+        }
+        for (step, reason), n in ranked
+    ]
 
 
 def dropped_total(report: dict[str, Any]) -> int:
@@ -47,8 +63,12 @@ def check_report(report: dict[str, Any]) -> None:
             raise DataPipelineError(f"Report for {name} does not add up: {mt['input']} in, {mt_total} out.")
 
 
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def to_markdown(report: dict[str, Any]) -> str:
-    """A readable table of the report."""
+    """A readable table of the report, the top drop reasons with examples, and its messages."""
     inputs = report["inputs"] or 1
     lines = [
         f"# Data pipeline report: {report['input']}",
@@ -56,12 +76,16 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['inputs']} input records from {report['files']} files; {report['kept']} kept "
         f"({100 * report['kept'] / inputs:.1f} %).",
         "",
+    ]
+    for message in report.get("messages", []):
+        lines += [f"**{message}**", ""]
+    lines += [
         "| step | reason | records | % of inputs |",
         "| --- | --- | ---: | ---: |",
         f"| input | | {report['inputs']} | 100.0 |",
     ]
-    for step in STEPS:
-        for reason, n in report["steps"][step].items():
+    for step, reasons in report["steps"].items():
+        for reason, n in reasons.items():
             lines.append(f"| {step} | {reason} | -{n} | {100 * n / inputs:.1f} |")
     lines.append(f"| **kept** | | **{report['kept']}** | {100 * report['kept'] / inputs:.1f} |")
     if report["model_types"]:
@@ -78,10 +102,28 @@ def to_markdown(report: dict[str, Any]) -> str:
             )
     elif report.get("note"):
         lines += ["", report["note"]]
+    if report.get("top_drops"):
+        lines += ["", "## Top drop reasons", "", "Every dropped record is a line of `dropped.jsonl`.", ""]
+        for drop in report["top_drops"]:
+            n = drop["records"]
+            lines.append(f"- **{drop['step']} / {drop['reason']}**: {n} record{'s' * (n != 1)}, e.g.")
+            for e in drop["examples"]:
+                where = f"{e['source']}#{e['index']}" + (f" (id {e['id']})" if e["id"] else "")
+                lines.append(f"  - `{_cell(where)}`: {_cell(e['excerpt'])}")
+    dup = report.get("duplicate_ids") or {}
+    if dup.get("ids"):
+        lines += ["", "## Duplicate ids", ""]
+        lines.append(
+            f"{dup['ids']} ids are carried by {dup['records']} kept conversations of different content "
+            "(all kept; every one is listed in `duplicate_ids.jsonl`), e.g.:"
+        )
+        for e in dup["examples"]:
+            where = ", ".join(f"{r['source']}#{r['index']}" for r in e["records"])
+            lines.append(f"- `{_cell(e['id'])}`: {_cell(where)}")
     return "\n".join(lines) + "\n"
 
 
 def write_report(report: dict[str, Any], output_dir: str | Path) -> None:
     output_dir = Path(output_dir)
-    (output_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (output_dir / "report.md").write_text(to_markdown(report), encoding="utf-8")

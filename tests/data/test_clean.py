@@ -125,7 +125,14 @@ def test_clean_batch_keeps_read_errors_and_hashes_kept_rows():
         "turns": [turns((H, "q"), (G, "a")), [], turns((H, "q"))],
         "clean": [False, False, False],
         "error": ["", "not_utf8", ""],
+        "detail": ["", "byte 0xe9 at offset 3 is not UTF-8", ""],
+        "source": ["a.html", "b.html", "c.json"],
     }
     out = clean_batch(batch, blocked_words=("openai",))
     assert out["reason"] == ["", "not_utf8", "too_short"]
     assert out["hash"][0] and out["hash"][1:] == ["", ""]
+    assert out["excerpt"] == [
+        "q",
+        "byte 0xe9 at offset 3 is not UTF-8",
+        "fewer than 2 user/assistant turns after trimming (roles: human)",
+    ]

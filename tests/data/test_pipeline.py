@@ -41,7 +41,7 @@ def test_sample_report_adds_up(sample_run):
 def test_sample_clean_dataset(sample_run):
     out, report = sample_run
     clean = datasets.load_from_disk(str(out / "clean"))
-    assert clean.column_names == ["id", "model", "messages", "source"]
+    assert clean.column_names == ["id", "model", "messages", "source", "index"]
     assert len(clean) == report["kept"]
     ids = set(clean["id"])
     assert "trimmed-leading-gpt" in ids  # leading assistant / trailing user turns trimmed, then kept
