@@ -7,15 +7,20 @@ rendered to ChatGPT's HTML (code blocks with "Copy code", lists, tables), half o
 
 * ours: ``openchat_hf.data.run_pipeline`` (Rust html-to-markdown, fast tokenizer batches, ``datasets.map``,
   ``num_proc``), in a fresh subprocess per corpus size so its peak RSS (process + workers) is measured;
-* baseline: a faithful re-implementation of OpenChat v1 (``ochat/data/clean_sharegpt.py``: BeautifulSoup page
-  parsing, regex + markdownify, Python dedup, run with a 2-process pool; ``filter_sharegpt.py``; and the v1
-  conversation template: one slow SentencePiece tokenizer call per turn), on a subset.
+* baseline: a faithful re-implementation of OpenChat v1's ``run_data_pipeline.sh`` (tag ``OpenChat-v1``) for one
+  model type: ``clean_sharegpt.py`` (BeautifulSoup page parsing, regex + markdownify, hash dedup, a process pool of
+  ``--num-proc`` workers as v1's ``ray.util.multiprocessing.Pool()`` on this machine, ``sharegpt_clean.json``),
+  ``filter_sharegpt.py`` (``sharegpt_gpt4.json``) and ``generate_dataset.py`` in one process as v1 ran it (per
+  segment ``_tokenize`` of the slow SentencePiece tokenizer, ``openchat.{split}.json``, then ``batch_decode`` of
+  every conversation into ``openchat.{split}.text.json``), on a subset.
+* decontamination + near-dedup on synthetic ShareGPT-like conversations (``--dedup-n``), CPU time and peak RSS.
 
 Tokenizers: ours is a 32K-vocab (max) Metaspace BPE trained with ``tokenizers`` on the corpus text; the baseline's is
 a SentencePiece BPE of the same vocabulary budget trained on the same text and used through transformers' slow
 ``SentencePieceBackend``, as v1 used ``LlamaTokenizer`` (slow).
 
-Usage: ``python benchmarks/bench_data.py [--n 20000] [--small 5000] [--baseline-n 1000] [--num-proc 2]``.
+Usage: ``python benchmarks/bench_data.py [--n 20000] [--small 5000] [--baseline-n 1000] [--num-proc 2]``;
+decontamination + near-dedup alone: ``python benchmarks/bench_data.py --only-dedup --dedup-n 90000,250000,500000``.
 """
 
 from __future__ import annotations
@@ -58,9 +63,13 @@ def text_pairs() -> list[tuple[str, str]]:
 
 def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
     """Write ``n`` ShareGPT pages to ``folder/ShareGPT``; return their HTML size."""
+    from openchat_hf.data.planted import sentence_pool
+
     pages = folder / "ShareGPT"
     pages.mkdir(parents=True, exist_ok=True)
-    pairs = text_pairs()
+    pool = sentence_pool()
+    # Questions: answer sentences, not the benchmark prompts (decontamination would drop those, as it should).
+    pairs = [(" ".join(random.Random(i).sample(pool, 2)), a) for i, (_, a) in enumerate(text_pairs())]
     rng = random.Random(seed)
     value_bytes = 0
     previous: list[dict] = []
@@ -173,15 +182,34 @@ def v1_sample_pipeline(filename: str):
         return False, str(err)
 
 
-def v1_tokenize(tokenizer, sample: dict, eot_id: int) -> tuple[list[int], list[int]]:
-    """OpenChat v1's template: BOS, then per turn one slow-tokenizer call on prefix + text, then EOT."""
-    ids, mask = [tokenizer.bos_token_id], [0]
-    for c in sample["items"]:
-        prefix = "Human: " if c["from"] == "human" else "Assistant: "
-        seg = tokenizer(prefix + c["value"], add_special_tokens=False).input_ids + [eot_id]
-        ids += seg
-        mask += [int(c["from"] == "gpt")] * len(seg)
-    return ids[:2048], mask[:2048]
+def v1_slow_tokenizer(spm_model: Path):
+    """The baseline's slow SentencePiece tokenizer with OpenChat v1's EOT special token (v1's
+    ``AutoTokenizer.from_pretrained(..., use_fast=False)`` of a Llama checkpoint with ``<|end_of_turn|>`` added)."""
+    from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
+
+    tokenizer = SentencePieceBackend(vocab_file=str(spm_model), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer.add_special_tokens({"additional_special_tokens": [EOT]})
+    return tokenizer
+
+
+def v1_convert_single_conversation(tokenizer, sample: dict, max_context: int = 2048) -> tuple[list[int], list[bool]]:
+    """OpenChat v1 ``generate_dataset.convert_single_conversation`` with the ``openchat`` ``ModelConfig``: BOS, then
+    per message ``_tokenize(role prefix)`` and ``_tokenize(value) + [EOT]`` (one slow-tokenizer call per segment),
+    truncated to the context."""
+
+    def _tokenize(text: str) -> list[int]:
+        return tokenizer.convert_tokens_to_ids(tokenizer._tokenize(text))
+
+    tokens, masks = [tokenizer.convert_tokens_to_ids("<s>")], [False]
+    eot = tokenizer.convert_tokens_to_ids(EOT)
+    for message in sample["items"]:
+        t = _tokenize("Human: " if message["from"] == "human" else "Assistant: ")
+        tokens += t
+        masks += [False] * len(t)
+        t = _tokenize(message["value"]) + [eot]
+        tokens += t
+        masks += [message["from"] == "gpt"] * len(t)
+    return tokens[:max_context], masks[:max_context]
 
 
 def _usage() -> tuple[float, float]:
@@ -190,21 +218,46 @@ def _usage() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime, max(me.ru_maxrss, kids.ru_maxrss) / 1024
 
 
-def run_baseline(files: list[str], spm_model: Path, num_proc: int) -> dict:
-
+def run_baseline(files: list[str], spm_model: Path, num_proc: int, out_dir: Path | None = None) -> dict:
+    """OpenChat v1's ``run_data_pipeline.sh`` for one model type, as v1 ran it: ``clean_sharegpt`` (a process pool
+    over the pages, hash dedup, ``sharegpt_clean.json``), ``filter_sharegpt`` (``sharegpt_gpt4.json``) and
+    ``generate_dataset`` (one process: shuffle, split, per-segment tokenization, ``openchat.{split}.json``, then
+    ``batch_decode`` of every conversation into ``openchat.{split}.text.json``)."""
+    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="v1_out-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    # clean_sharegpt.main (v1 used ray.util.multiprocessing.Pool(): one worker per CPU)
     with Pool(num_proc) as pool:
-        samples = pool.map(v1_sample_pipeline, files, chunksize=16)
-    visited, kept = set(), []
+        samples = pool.map(v1_sample_pipeline, files)
+    visited, results = set(), []
     for ok, sample in samples:
         if ok and sample["hash"] not in visited:
             visited.add(sample["hash"])
-            if sample.get("model", "") == GPT4:
-                kept.append(sample)
-    random.Random(42).shuffle(kept)
-    with Pool(num_proc) as pool:
-        chunks = [kept[i::num_proc] for i in range(num_proc)]
-        tokens = sum(pool.starmap(_v1_tokenize_chunk, [(spm_model, c) for c in chunks]), [])
+            results.append(sample)
+    with open(out_dir / "sharegpt_clean.json", "w") as f:
+        json.dump(results, f, indent="\t")
+    # filter_sharegpt
+    with open(out_dir / "sharegpt_clean.json") as f:
+        input_samples = json.load(f)
+    kept = [s for s in input_samples if s.get("model", "") == GPT4]
+    with open(out_dir / "sharegpt_gpt4.json", "w") as f:
+        json.dump(kept, f, indent="\t")
+    # generate_dataset --model-type openchat (single process, as v1: "FIXME: Tokenizer have GIL")
+    tokenizer = v1_slow_tokenizer(spm_model)
+    with open(out_dir / "sharegpt_gpt4.json") as f:
+        conversations = json.load(f)
+    random.seed(42)
+    random.shuffle(conversations)
+    eval_num = int(0.01 * len(conversations))
+    tokens = 0
+    for split, convs in (("train", conversations[eval_num:]), ("eval", conversations[:eval_num])):
+        converted = [v1_convert_single_conversation(tokenizer, c) for c in convs]
+        tokens += sum(len(t) for t, _ in converted)
+        with open(out_dir / f"openchat.{split}.json", "w") as f:
+            json.dump(converted, f)
+        texts = tokenizer.batch_decode([t for t, _ in converted], spaces_between_special_tokens=False)
+        with open(out_dir / f"openchat.{split}.text.json", "w") as f:
+            json.dump(texts, f, indent="\t")
     seconds = time.perf_counter() - start
     cpu, rss = _usage()
     return {
@@ -213,17 +266,8 @@ def run_baseline(files: list[str], spm_model: Path, num_proc: int) -> dict:
         "seconds": seconds,
         "cpu_seconds": cpu,
         "peak_rss_mb": rss,
-        "tokens": sum(map(len, tokens)),
+        "tokens": tokens,
     }
-
-
-def _v1_tokenize_chunk(spm_model: Path, samples: list[dict]) -> list[list[int]]:
-    from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
-
-    tokenizer = SentencePieceBackend(vocab_file=str(spm_model), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    tokenizer.add_special_tokens({"additional_special_tokens": [EOT]})
-    eot_id = tokenizer.convert_tokens_to_ids(EOT)
-    return [v1_tokenize(tokenizer, s, eot_id)[0] for s in samples]
 
 
 # ------------------------------------------------------------------------------------------------------- ours
@@ -295,9 +339,143 @@ def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> Non
     )
 
 
+def run_dedup_worker(n: int, seed: int = 0) -> None:
+    """Child process: decontamination + near-dedup on ``n`` synthetic conversations generated batch by batch (so
+    the process's peak RSS is the steps' own memory plus one batch); CPU seconds exclude the generator."""
+    from openchat_hf.data.decontaminate import build_decontaminator
+    from openchat_hf.data.near_dedup import NearDeduplicator
+    from openchat_hf.data.planted import iter_synthetic
+
+    start = time.perf_counter()
+    deco_cpu = dedup_cpu = 0.0
+    t = time.process_time()
+    deco = build_decontaminator()
+    dedup = NearDeduplicator()
+    deco_cpu += time.process_time() - t
+    contaminated, words, batch = 0, 0, []
+    rss_before = _usage()[1]
+
+    def flush() -> None:
+        nonlocal deco_cpu, dedup_cpu, contaminated
+        t = time.process_time()
+        contaminated += sum(1 for f in deco.check(batch) if f)
+        t2 = time.process_time()
+        dedup.add(batch)
+        dedup_cpu += time.process_time() - t2
+        deco_cpu += t2 - t
+        batch.clear()
+
+    for messages in iter_synthetic(n, seed):
+        batch.append(messages)
+        words += sum(len(m["content"].split()) for m in messages)
+        if len(batch) == 4096:
+            flush()
+    if batch:
+        flush()
+    t = time.process_time()
+    dropped = dedup.finish()
+    dedup_cpu += time.process_time() - t
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "conversations": n,
+                "words_per_conversation": words / max(n, 1),
+                "decontaminate_cpu_s": deco_cpu,
+                "near_dedup_cpu_s": dedup_cpu,
+                "seconds": time.perf_counter() - start,
+                "contaminated": contaminated,
+                "near_duplicates": len(dropped),
+                "peak_rss_mb": _usage()[1],
+                "rss_before_mb": rss_before,
+            }
+        )
+    )
+
+
+def planted_table(n_base: int = 2000, seed: int = 0) -> None:
+    """Precision / recall of every rule (each on its own, and the defaults together) on the planted corpus."""
+    from openchat_hf.data.decontaminate import RULES, build_decontaminator, first_match
+    from openchat_hf.data.near_dedup import NearDedupConfig, near_dedup
+    from openchat_hf.data.planted import make_planted_corpus, score
+
+    corpus = make_planted_corpus(n_base, seed)
+    records = corpus.records
+    found = build_decontaminator().check(corpus.conversations())
+    truth = {i for i, r in enumerate(records) if r["label"] == "contaminated"}
+    print(f"\nPlanted corpus: {len(records)} conversations ({n_base} base, seed {seed}), {len(truth)} contaminated.\n")
+    print("| decontamination rule (defaults) | fires on | true | precision | recall alone |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for rule in (*RULES, "all (the step)"):
+        hits = {i for i, f in enumerate(found) if (f if rule.startswith("all") else rule in f)}
+        tp = len(hits & truth)
+        print(f"| {rule} | {len(hits)} | {tp} | {tp / max(len(hits), 1):.3f} | {tp / len(truth):.3f} |")
+    drops = {i: first_match(f).rule for i, f in enumerate(found) if f}
+    base = score(corpus, drops, {})
+    kinds = ("verbatim", "recased", "repunctuated", "wrapped", "edited", "lookalike_topic", "lookalike_oneliner")
+    print("\n| planted kind | n | dropped by decontamination |\n| --- | ---: | ---: |")
+    for kind in kinds:
+        k = base["kinds"][kind]
+        print(f"| {kind} | {k['n']} | {k['decontaminated']} |")
+    print("\n| near-dedup (shingle, threshold) | " + " | ".join(f"recall {k}" for k in _ND_KINDS) + " | false drops |")
+    print("| --- |" + " ---: |" * (len(_ND_KINDS) + 1))
+    for shingle, threshold in ((5, 0.5), (5, 0.7), (3, 0.6)):
+        dropped = near_dedup(corpus.conversations(), NearDedupConfig(shingle=shingle, threshold=threshold))
+        nd = score(corpus, {}, {d.index: (d.cluster, d.kept) for d in dropped})["near_dedup"]
+        label = f"{shingle}-grams, {threshold}" + (" (default)" if (shingle, threshold) == (5, 0.5) else "")
+        print(
+            f"| {label} | "
+            + " | ".join(f"{nd[k]['recall']:.2f}" for k in _ND_KINDS)
+            + f" | {nd['all']['false_drops']} |"
+        )
+
+
+_ND_KINDS = (
+    "edit_1pct",
+    "edit_3pct",
+    "edit_5pct",
+    "edit_10pct",
+    "edit_20pct",
+    "edit_30pct",
+    "other_follow_up",
+    "regenerated",
+)
+
+
+def dedup_table(sizes: list[int]) -> list[dict]:
+    """Decontamination + near-dedup at each size (one fresh process each); prints the table."""
+    rows = [run_child("dedup", n) for n in sizes]
+    print("\nDecontamination + near-dedup, synthetic ShareGPT-like conversations (one process, CPU seconds):\n")
+    print(
+        "| conversations | words/conv | decontaminate CPU s | near-dedup CPU s | both CPU s | ms/conv | wall s | "
+        "contaminated | near-dups dropped | peak RSS MB |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        both = r["decontaminate_cpu_s"] + r["near_dedup_cpu_s"]
+        print(
+            f"| {r['conversations']} | {r['words_per_conversation']:.0f} | {r['decontaminate_cpu_s']:.1f} | "
+            f"{r['near_dedup_cpu_s']:.1f} | {both:.1f} | {1000 * both / r['conversations']:.3f} | "
+            f"{r['seconds']:.1f} | {r['contaminated']} | {r['near_duplicates']} | {r['peak_rss_mb']:.0f} |"
+        )
+    if len(rows) >= 2:
+        a, b = rows[-2], rows[-1]
+        cpu = lambda r: r["decontaminate_cpu_s"] + r["near_dedup_cpu_s"]  # noqa: E731
+        per_conv = (cpu(b) - cpu(a)) / (b["conversations"] - a["conversations"])
+        mb_per_conv = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["conversations"] - a["conversations"])
+        print(
+            f"\nExtrapolated (linear, from the two largest sizes) to 1M conversations: "
+            f"{cpu(b) + per_conv * (1_000_000 - b['conversations']):.0f} CPU s, peak RSS "
+            f"{b['peak_rss_mb'] + mb_per_conv * (1_000_000 - b['conversations']):.0f} MB "
+            f"({1024 * mb_per_conv:.2f} KB per conversation)."
+        )
+    return rows
+
+
 def run_baseline_worker(files_list: str, spm_model: str, num_proc: int) -> None:
     files = Path(files_list).read_text().split("\n")
-    print("RESULT " + json.dumps(run_baseline(files, Path(spm_model), num_proc)))
+    out_dir = Path(files_list).parent / f"{Path(files_list).stem}_out"
+    print("RESULT " + json.dumps(run_baseline(files, Path(spm_model), num_proc, out_dir)))
 
 
 def run_child(*args: str) -> dict:
@@ -314,9 +492,9 @@ def run_child(*args: str) -> dict:
 def step_costs(files: list[str], fast_dir: Path, spm_model: Path) -> dict:
     """CPU ms per conversation of each step, in this process, single core: ours vs the v1 baseline."""
     from transformers import AutoTokenizer
-    from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
 
     from openchat_hf.data.clean import blocked_words_pattern, clean_conversation, content_hash
+    from openchat_hf.data.convert import convert_batch
     from openchat_hf.data.sources import read_html_page
     from openchat_hf.templates import setup_tokenizer
 
@@ -325,12 +503,10 @@ def step_costs(files: list[str], fast_dir: Path, spm_model: Path) -> dict:
     t = time.process_time()
     v1 = [s for ok, s in (v1_sample_pipeline(f) for f in files) if ok and s.get("model") == GPT4]
     v1_clean = time.process_time() - t
-    slow = SentencePieceBackend(vocab_file=str(spm_model), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    slow.add_special_tokens({"additional_special_tokens": [EOT]})
-    eot_id = slow.convert_tokens_to_ids(EOT)
+    slow = v1_slow_tokenizer(spm_model)
     t = time.process_time()
-    for sample in v1:
-        v1_tokenize(slow, sample, eot_id)
+    converted = [v1_convert_single_conversation(slow, sample)[0] for sample in v1]
+    slow.batch_decode(converted, spaces_between_special_tokens=False)  # the .text.json file
     v1_convert = time.process_time() - t
 
     pattern = blocked_words_pattern(["openai"])
@@ -346,8 +522,8 @@ def step_costs(files: list[str], fast_dir: Path, spm_model: Path) -> dict:
     ours_clean = time.process_time() - t
     template = setup_tokenizer(AutoTokenizer.from_pretrained(str(fast_dir)), "openchat")
     t = time.process_time()
-    for i in range(0, len(ours), 256):
-        template.tokenize_batch(ours[i : i + 256], max_length=2048)
+    for i in range(0, len(ours), 256):  # ids + mask + the rendered text of the legacy .text.json file
+        convert_batch({"messages": ours[i : i + 256]}, template=template, max_length=2048, overflow="truncate")
     ours_convert = time.process_time() - t
     n, k1, k2 = len(files), max(len(v1), 1), max(len(ours), 1)
     return {
@@ -374,14 +550,27 @@ def main() -> None:
     parser.add_argument("--baseline-n", type=int, default=1000, help="conversations the slow baseline processes")
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--workdir", default=None, help="keep the corpus and outputs here (default: a temp dir)")
+    parser.add_argument(
+        "--dedup-n",
+        default="",
+        help="comma-separated sizes of the decontamination + near-dedup benchmark (synthetic), e.g. 90000; default: skip",
+    )
+    parser.add_argument("--only-dedup", action="store_true", help="run only the decontamination + near-dedup part")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
         if kind == "ours":
             run_ours_worker(rest[0], rest[1], rest[2], int(rest[3]))
+        elif kind == "dedup":
+            run_dedup_worker(int(rest[0]))
         else:
             run_baseline_worker(rest[0], rest[1], int(rest[2]))
+        return
+    if args.dedup_n:
+        planted_table()
+        dedup_table([int(n) for n in args.dedup_n.split(",")])
+    if args.only_dedup:
         return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_data-"))
     try:
