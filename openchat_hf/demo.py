@@ -159,21 +159,25 @@ def _stop(process: subprocess.Popen | None) -> None:
 
 
 def _concrete(cmd: list[str], out: Path, base: Path, cli: str) -> list[str]:
-    """A :func:`demo_commands` entry with real paths and this virtualenv's executables."""
+    """A :func:`demo_commands` entry with real paths and this virtualenv's executables.
+
+    From a clone the training step runs ``recipes/sft.py``; from an installed wheel (no ``recipes/`` folder) the same
+    function runs as ``-m openchat_hf.training.sft`` and the recipe name resolves to the packaged copy.
+    """
     from openchat_hf.resources import SAMPLE_SHAREGPT_DIR
 
     swap = {
-        "openchat-hf": cli,
-        "accelerate": _bin("accelerate"),
-        "openchat_hf/resources/sample_sharegpt": str(SAMPLE_SHAREGPT_DIR),
-        "recipes/sft.py": str(SFT_SCRIPT),
+        "openchat-hf": [cli],
+        "accelerate": [_bin("accelerate")],
+        "openchat_hf/resources/sample_sharegpt": [str(SAMPLE_SHAREGPT_DIR)],
+        "recipes/sft.py": [str(SFT_SCRIPT)] if SFT_SCRIPT.is_file() else ["-m", "openchat_hf.training.sft"],
     }
-    concrete = []
+    concrete: list[str] = []
     for part in cmd:
-        part = swap.get(part, part)
-        if part.startswith("recipes/"):
-            part = str(REPO_ROOT / part)
-        concrete.append(part.replace("$D", str(out)).replace("$BASE", str(base)))
+        parts = swap.get(part, [part])
+        if part.startswith("recipes/") and part != "recipes/sft.py" and (REPO_ROOT / part).is_file():
+            parts = [str(REPO_ROOT / part)]
+        concrete += [p.replace("$D", str(out)).replace("$BASE", str(base)) for p in parts]
     return concrete
 
 
@@ -352,7 +356,7 @@ def eval_commands(
     name = plan.served_model_name
     judge_model = judge_model or f"${{OPENCHAT_JUDGE_MODEL:-{name}}}"
     # The demo's own model as judge: keep its reviews short and don't retry those that do not parse.
-    judge_extra = ["--max-tokens", "32" if plan.tiny else "200", "--parse-retries", "0"]
+    judge_extra = ["--max-tokens", "32" if plan.tiny else "384", "--parse-retries", "0"]
     return {
         "answers": ["openchat-hf", "eval", "answers", "--bench", "vicuna", "--base-url", "http://127.0.0.1:18888/v1",
                     "--model", name, "--out", f"{d}/eval/answers", "--question-ids", *ids,
