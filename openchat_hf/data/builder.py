@@ -22,7 +22,7 @@ from datasets.builder import Key
 from openchat_hf.data.clean import DEFAULT_BLOCKED_WORDS, blocked_words_pattern, clean_conversation
 from openchat_hf.data.errors import DataPipelineError
 from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, keep_model
-from openchat_hf.data.sources import discover_inputs, iter_records
+from openchat_hf.data.sources import HTML_SUFFIXES, discover_inputs, iter_records
 
 TURN = {"from": datasets.Value("string"), "value": datasets.Value("string")}
 MESSAGE = {"role": datasets.Value("string"), "content": datasets.Value("string")}
@@ -97,6 +97,9 @@ class ShareGPTBuilder(datasets.GeneratorBasedBuilder):
                 continue
             if record["error"] or not keep_model(record["model"], self.config.filter_models):
                 continue
-            messages, reason = clean_conversation(record["turns"], already_clean=record["clean"], blocked=blocked)
+            page = record["source"].lower().endswith(HTML_SUFFIXES)  # a page's values are HTML or escaped text
+            messages, reason = clean_conversation(
+                record["turns"], already_clean=record["clean"], blocked=blocked, escaped=True if page else None
+            )
             if not reason:
                 yield Key(0, i), {k: record[k] for k in ("id", "model", "source")} | {"messages": messages}

@@ -111,17 +111,12 @@ def _normalize(turns: Sequence[dict[str, str]], min_turns: int) -> tuple[list[di
     system = []
     if messages and messages[0]["role"] == "system":
         system, messages = messages[:1], messages[1:]
-    short = f"fewer than {min_turns} user/assistant turns after trimming (roles: {_roles(turns)})"
-    if len(messages) < min_turns:
-        return [], TOO_SHORT, short
-    if messages[0]["role"] != "user":
+    if len(messages) >= min_turns and messages[0]["role"] != "user":
         messages = messages[1:]
-    if len(messages) < min_turns:
-        return [], TOO_SHORT, short
-    if messages[-1]["role"] == "user":
+    if len(messages) >= min_turns and messages[-1]["role"] == "user":
         messages = messages[:-1]
     if len(messages) < min_turns:
-        return [], TOO_SHORT, short
+        return [], TOO_SHORT, f"fewer than {min_turns} user/assistant turns after trimming (roles: {_roles(turns)})"
     for i, m in enumerate(messages):
         if m["role"] != ("user" if i % 2 == 0 else "assistant"):
             return [], WRONG_ROLES, f"turns don't alternate user / assistant (roles: {_roles(turns)})"

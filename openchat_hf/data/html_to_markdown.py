@@ -82,12 +82,15 @@ def looks_like_html(text: str) -> bool:
     HTML page is code, and rendered chat text never has them unescaped) and, unless it carries ChatGPT's
     ``markdown prose`` wrapper, no hand-indented tags (HTML source laid out by a person, not a renderer).
     """
-    if not _STARTS_WITH_BLOCK_RE.match(text) or not _ENDS_WITH_CLOSE_RE.search(text):
+    # Cheap checks first (this runs on every message): the ends, then scans guarded by a substring test.
+    if not _STARTS_WITH_BLOCK_RE.match(text) or not _ENDS_WITH_CLOSE_RE.search(text[-80:]):
         return False
     outside_pre = _PRE_SPAN_RE.sub(" ", text) if "<pre" in text or "<PRE" in text else text
-    if _DOCUMENT_TAG_RE.search(outside_pre) or _MARKDOWN_FENCE_RE.search(outside_pre):
+    if _DOCUMENT_TAG_RE.search(outside_pre):
         return False
-    return bool(_CHATGPT_CLASS_RE.search(text)) or not _INDENTED_TAG_RE.search(outside_pre)
+    if ("```" in outside_pre or "~~~" in outside_pre) and _MARKDOWN_FENCE_RE.search(outside_pre):
+        return False
+    return bool(_CHATGPT_CLASS_RE.search(text, 0, 600)) or not _INDENTED_TAG_RE.search(outside_pre)
 
 
 def looks_escaped(text: str) -> bool:
