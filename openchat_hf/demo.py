@@ -208,7 +208,7 @@ def run_demo(
     cli = _bin("openchat-hf")
     commands = demo_commands(plan)
     summary: dict = {"output_dir": str(out), "model": "tiny random-init LLaMA" if tiny else REAL_ASSET}
-    total = 9 if not tiny else 7
+    total = 8 if tiny else 10
     step = iter(range(1, total + 1))
 
     if tiny:
