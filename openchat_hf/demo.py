@@ -113,7 +113,10 @@ def run_demo(output_dir: str | Path, *, port: int = DEFAULT_PORT, questions: int
         print(f"reusing {data}")
     else:
         _run(
-            [cli, "data", "run", SAMPLE_SHAREGPT_DIR, data, "--model-types", "openchat", "--tokenizer", base], env=env
+            # the sample is made of the Vicuna-bench / MT-bench questions: decontamination would drop all of it
+            [cli, "data", "run", SAMPLE_SHAREGPT_DIR, data, "--model-types", "openchat", "--tokenizer", base]
+            + ["--no-decontaminate"],
+            env=env,
         )
     report = json.loads((data / "report.json").read_text())
     summary["data"] = {"dir": str(data), "report": str(data / "report.json"), "kept": report.get("kept")}

@@ -174,6 +174,7 @@ class Decontaminator:
         cfg = self.config
         self.ignored: list[str] = []
         self.texts = {p.id: p.text for p in self.prompts}
+        self.files: list[str] = []
         self._exact: dict[tuple[str, ...], str] = {}
         self._short: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] = {}
         long_words, self._long_ids = [], []
@@ -308,7 +309,9 @@ def build_decontaminator(
     prompts = bundled_prompts() if bundled else []
     for path in extra_files:
         prompts += load_prompts(path)
-    return Decontaminator(prompts, config or DecontaminationConfig())
+    decontaminator = Decontaminator(prompts, config or DecontaminationConfig())
+    decontaminator.files = (["bundled: vicuna_bench, mt_bench"] if bundled else []) + [str(p) for p in extra_files]
+    return decontaminator
 
 
 def first_match(found: dict[str, Match]) -> Match | None:
@@ -316,27 +319,35 @@ def first_match(found: dict[str, Match]) -> Match | None:
     return next((found[r] for r in RULES if r in found), None)
 
 
-def decontaminate_rows(
-    dataset, rows: Sequence[int], decontaminator: Decontaminator, batch_size: int = 2048
-) -> tuple[dict[int, Match], dict[str, int]]:
-    """Check the ``messages`` of ``dataset`` rows ``rows``: ``({row: the drop's match}, {rule: conversations it
-    fires on, counted on its own})``."""
+def decontaminate_step(
+    cleaned, decontaminator: Decontaminator, batch_size: int = 2048
+) -> tuple[dict[int, dict], dict]:
+    """The pipeline step over the cleaned dataset's kept rows (``reason == ""``): ``({row: drop-log fields},
+    report summary)``; every rule's hits are counted on their own in ``summary["hits_by_rule"]``."""
     from tqdm.auto import tqdm
 
-    drops: dict[int, Match] = {}
+    drops: dict[int, dict] = {}
     hits = dict.fromkeys(RULES, 0)
-    rows = list(rows)
+    reasons = cleaned.select_columns(["reason"])["reason"]
+    rows = [i for i, r in enumerate(reasons) if not r]
     with tqdm(total=len(rows), desc="decontaminate", unit="conv") as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            messages = dataset.select(chunk).select_columns(["messages"])["messages"]
-            for row, found in zip(chunk, decontaminator.check(messages)):
+            messages = cleaned.select(chunk).select_columns(["messages"])["messages"]
+            for row, conv, found in zip(chunk, messages, decontaminator.check(messages)):
                 if found:
-                    drops[row] = first_match(found)
+                    drops[row] = drop_fields(first_match(found), conv, decontaminator)
                     for rule in found:
                         hits[rule] += 1
             bar.update(len(chunk))
-    return drops, hits
+    summary = {
+        "prompts": decontaminator.num_prompts,
+        "ignored_prompts": len(decontaminator.ignored),
+        "files": list(decontaminator.files),
+        "hits_by_rule": hits,
+        "dropped": len(drops),
+    }
+    return drops, summary
 
 
 def prompt_text(decontaminator: Decontaminator, prompt_id: str) -> str:

@@ -127,6 +127,7 @@ def _edit(text: str, share: float, rng: random.Random, vocab: list[str]) -> str:
 def make_planted_corpus(n_base: int = 2000, seed: int = 0, *, plant: bool = True) -> PlantedCorpus:
     """``n_base`` clean conversations, then (``plant=True``) contamination, near-duplicates and look-alikes."""
     from openchat_hf.data.decontaminate import bundled_prompts
+    from openchat_hf.data.minhash import normalize_words
 
     rng = random.Random(seed)
     pool = sentence_pool()
@@ -193,7 +194,9 @@ def make_planted_corpus(n_base: int = 2000, seed: int = 0, *, plant: bool = True
                 {"role": m["role"], "content": _edit(m["content"], level, rng, vocab)} for m in original["messages"]
             ]
             add(messages, "near_duplicate", f"edit_{int(level * 100)}pct", original["id"])
-    long_first = [r for r in base if len(r["messages"][0]["content"].split()) >= 20 and len(r["messages"]) >= 4]
+    long_first = [
+        r for r in base if len(normalize_words(r["messages"][0]["content"])) >= 20 and len(r["messages"]) >= 4
+    ]
     for original in rng.sample(long_first, 40):  # re-share with another follow-up / a regenerated answer
         messages = [dict(m) for m in original["messages"][:2]]
         messages += [{"role": "user", "content": para(2, 3)}, {"role": "assistant", "content": para(3, 8)}]
