@@ -591,6 +591,7 @@ def step_costs(files: list[str], fast_dir: Path, spm_model: Path) -> dict:
                 ours.append(messages)
     ours_clean = time.process_time() - t
     template = setup_tokenizer(AutoTokenizer.from_pretrained(str(fast_dir)), "openchat")
+    convert_batch({"messages": ours[:8]}, template=template, max_length=2048, overflow="truncate")  # warm up
     t = time.process_time()
     for i in range(0, len(ours), 256):  # ids + mask + the rendered text of the legacy .text.json file
         convert_batch({"messages": ours[i : i + 256]}, template=template, max_length=2048, overflow="truncate")

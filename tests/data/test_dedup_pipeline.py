@@ -126,3 +126,18 @@ def test_bundled_sample_is_benchmark_text(tmp_path):
     assert dropped >= 0.9 * (
         report["inputs"] - sum(report["steps"]["read"].values()) - sum(report["steps"]["clean"].values())
     )
+
+
+def test_bad_prompts_file_is_a_one_line_error_before_any_work(tmp_path):
+    src = _write(make_planted_corpus(20, seed=5, plant=False), tmp_path / "in")
+    (tmp_path / "bad.json").write_text("{oops")
+    for path, message in (
+        (tmp_path / "missing.jsonl", "Cannot read the benchmark prompts file"),
+        (tmp_path / "bad.json", "is not JSON"),
+    ):
+        res = _cli("data", "run", src, tmp_path / "out", "--decontaminate-against", path)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "out").exists()
+    res = _cli("data", "run", src, tmp_path / "out", "--near-dedup-threshold", "1.5")
+    assert res.returncode == 2 and "threshold must be in (0, 1]" in res.stderr
