@@ -330,10 +330,11 @@ def decontaminate_step(
     hits = dict.fromkeys(RULES, 0)
     reasons = cleaned.select_columns(["reason"])["reason"]
     rows = [i for i, r in enumerate(reasons) if not r]
+    messages_column = cleaned.select_columns(["messages"])  # one Python list per batch (a Column is lazy)
     with tqdm(total=len(rows), desc="decontaminate", unit="conv") as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            messages = cleaned.select(chunk).select_columns(["messages"])["messages"]
+            messages = messages_column.select(chunk)[:]["messages"]
             for row, conv, found in zip(chunk, messages, decontaminator.check(messages)):
                 if found:
                     drops[row] = drop_fields(first_match(found), conv, decontaminator)

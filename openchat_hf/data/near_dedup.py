@@ -203,10 +203,11 @@ def near_dedup_step(cleaned, rows: Sequence[int], config: NearDedupConfig, log, 
 
     rows = list(rows)
     dedup = NearDeduplicator(config)
+    messages_column = cleaned.select_columns(["messages"])  # one Python list per batch (a Column is lazy)
     with tqdm(total=len(rows), desc="near-dedup", unit="conv") as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            dedup.add(cleaned.select(chunk).select_columns(["messages"])["messages"])
+            dedup.add(messages_column.select(chunk)[:]["messages"])
             bar.update(len(chunk))
     dropped = dedup.finish()
     involved = sorted({x for d in dropped for x in (d.index, d.cluster, d.kept)})
