@@ -63,13 +63,13 @@ def text_pairs() -> list[tuple[str, str]]:
 
 def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
     """Write ``n`` ShareGPT pages to ``folder/ShareGPT``; return their HTML size."""
-    from openchat_hf.data.planted import sentence_pool
+    from openchat_hf.data.planted import edit_words, sentence_pool
 
     pages = folder / "ShareGPT"
     pages.mkdir(parents=True, exist_ok=True)
     pool = sentence_pool()
-    # Questions: answer sentences, not the benchmark prompts (decontamination would drop those, as it should).
-    pairs = [(" ".join(random.Random(i).sample(pool, 2)), a) for i, (_, a) in enumerate(text_pairs())]
+    vocab = sorted({w for sentence in pool[:2000] for w in sentence.split()})
+    pairs = text_pairs()
     rng = random.Random(seed)
     value_bytes = 0
     previous: list[dict] = []
@@ -78,9 +78,14 @@ def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
             content = rng.choice(previous)
         else:
             items = []
-            for j, (q, a) in enumerate(rng.sample(pairs, rng.choice((1, 2, 2, 3)))):
-                if j == 0:  # real ShareGPT conversations are unique apart from the re-shares above
+            for j, (_, a) in enumerate(rng.sample(pairs, rng.choice((1, 2, 2, 3)))):
+                # Real ShareGPT conversations are unique apart from the re-shares above: questions are random answer
+                # sentences (not the benchmark prompts, which decontamination drops), and a third of each reused
+                # answer's words are replaced, so that near-dedup finds no near-duplicates among them.
+                q = " ".join(rng.sample(pool, 2))
+                if j == 0:
                     q = f"Question {i}: {q}"
+                a = edit_words(a, 0.35, rng, vocab)
                 if rng.random() < 0.01:
                     a += "\n\nThis answer comes from a model trained by OpenAI."
                 answer = markdown_to_chatgpt_html(a)
