@@ -63,13 +63,13 @@ def text_pairs() -> list[tuple[str, str]]:
 
 def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
     """Write ``n`` ShareGPT pages to ``folder/ShareGPT``; return their HTML size."""
-    from openchat_hf.data.planted import sentence_pool
+    from openchat_hf.data.planted import edit_words, sentence_pool
 
     pages = folder / "ShareGPT"
     pages.mkdir(parents=True, exist_ok=True)
     pool = sentence_pool()
-    # Questions: answer sentences, not the benchmark prompts (decontamination would drop those, as it should).
-    pairs = [(" ".join(random.Random(i).sample(pool, 2)), a) for i, (_, a) in enumerate(text_pairs())]
+    vocab = sorted({w for sentence in pool[:2000] for w in sentence.split()})
+    pairs = text_pairs()
     rng = random.Random(seed)
     value_bytes = 0
     previous: list[dict] = []
@@ -78,9 +78,14 @@ def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
             content = rng.choice(previous)
         else:
             items = []
-            for j, (q, a) in enumerate(rng.sample(pairs, rng.choice((1, 2, 2, 3)))):
-                if j == 0:  # real ShareGPT conversations are unique apart from the re-shares above
+            for j, (_, a) in enumerate(rng.sample(pairs, rng.choice((1, 2, 2, 3)))):
+                # Real ShareGPT conversations are unique apart from the re-shares above: questions are random answer
+                # sentences (not the benchmark prompts, which decontamination drops), and a third of each reused
+                # answer's words are replaced, so that near-dedup finds no near-duplicates among them.
+                q = " ".join(rng.sample(pool, 2))
+                if j == 0:
                     q = f"Question {i}: {q}"
+                a = edit_words(a, 0.35, rng, vocab)
                 if rng.random() < 0.01:
                     a += "\n\nThis answer comes from a model trained by OpenAI."
                 answer = markdown_to_chatgpt_html(a)
@@ -442,6 +447,76 @@ _ND_KINDS = (
 )
 
 
+def library_table(n: int = 5000) -> None:
+    """Near-dedup of ``n`` synthetic conversations (transcript signature, word 5-grams, 128 permutations, LSH and
+    clustering) with rensa (ours), datasketch and datatrove's MinHash steps, when installed: CPU ms per conversation."""
+    import importlib.util
+
+    from openchat_hf.data.minhash import normalize_words
+    from openchat_hf.data.near_dedup import NearDedupConfig, near_dedup
+    from openchat_hf.data.planted import iter_synthetic
+
+    convs = list(iter_synthetic(n, seed=1))
+    texts = ["\n".join(m["content"] for m in c) for c in convs]
+    rows = []
+    t = time.process_time()
+    near_dedup(convs, NearDedupConfig(first_turn_threshold=None))
+    rows.append(("rensa R-MinHash digest matrix + NumPy LSH banding (ours)", time.process_time() - t))
+    if importlib.util.find_spec("datasketch"):
+        import datasketch
+
+        t = time.process_time()
+        lsh = datasketch.MinHashLSH(threshold=0.5, num_perm=128)
+        for i, text in enumerate(texts):
+            w = normalize_words(text)
+            m = datasketch.MinHash(num_perm=128)
+            m.update_batch([" ".join(w[j : j + 5]).encode() for j in range(max(1, len(w) - 4))])
+            lsh.query(m)
+            lsh.insert(str(i), m)
+        rows.append(("datasketch MinHash.update_batch + MinHashLSH query / insert", time.process_time() - t))
+    if importlib.util.find_spec("datatrove"):
+        rows.append(("datatrove MinhashDedupSignature + Buckets + Cluster (local, 1 rank)", _datatrove_cpu(texts)))
+    print(f"\nNear-dedup of {n} conversations, one process:\n\n| implementation | CPU ms/conv |\n| --- | ---: |")
+    for name, seconds in rows:
+        print(f"| {name} | {1000 * seconds / n:.3f} |")
+
+
+def _datatrove_cpu(texts: list[str]) -> float:
+    import xxhash
+    from datatrove.data import Document
+    from datatrove.pipeline.dedup import minhash as dt
+    from datatrove.utils.hashing import HashConfig
+    from datatrove.utils.word_tokenizers import WordTokenizer
+
+    class Split(WordTokenizer):  # datatrove's English tokenizer needs spaCy
+        def word_tokenize(self, text):
+            return text.split()
+
+        def sent_tokenize(self, text):
+            return [text]
+
+        def span_tokenize(self, text):
+            return [(0, len(text))]
+
+    import datatrove.utils.hashes.xxhash as dx  # datatrove 0.10 calls xxhash<4's str API
+
+    dx.xxhash64 = lambda d: xxhash.xxh64_intdigest(d.encode() if isinstance(d, str) else d)
+    tmp = tempfile.mkdtemp(prefix="datatrove-")
+    try:
+        cfg = dt.MinhashConfig(hash_config=HashConfig(precision=64))
+        t = time.process_time()
+        dt.MinhashDedupSignature(output_folder=f"{tmp}/s", config=cfg, language=Split()).run(
+            iter(Document(text=x, id=str(i)) for i, x in enumerate(texts))
+        )
+        buckets = dt.MinhashDedupBuckets(input_folder=f"{tmp}/s", output_folder=f"{tmp}/b", config=cfg)
+        for r in range(cfg.num_buckets):
+            buckets.run(None, rank=r, world_size=cfg.num_buckets)
+        dt.MinhashDedupCluster(input_folder=f"{tmp}/b", output_folder=f"{tmp}/c", config=cfg).run(None)
+        return time.process_time() - t
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def dedup_table(sizes: list[int]) -> list[dict]:
     """Decontamination + near-dedup at each size (one fresh process each); prints the table."""
     rows = [run_child("dedup", n) for n in sizes]
@@ -521,6 +596,7 @@ def step_costs(files: list[str], fast_dir: Path, spm_model: Path) -> dict:
                 ours.append(messages)
     ours_clean = time.process_time() - t
     template = setup_tokenizer(AutoTokenizer.from_pretrained(str(fast_dir)), "openchat")
+    convert_batch({"messages": ours[:8]}, template=template, max_length=2048, overflow="truncate")  # warm up
     t = time.process_time()
     for i in range(0, len(ours), 256):  # ids + mask + the rendered text of the legacy .text.json file
         convert_batch({"messages": ours[i : i + 256]}, template=template, max_length=2048, overflow="truncate")
@@ -556,6 +632,13 @@ def main() -> None:
         help="comma-separated sizes of the decontamination + near-dedup benchmark (synthetic), e.g. 90000; default: skip",
     )
     parser.add_argument("--only-dedup", action="store_true", help="run only the decontamination + near-dedup part")
+    parser.add_argument(
+        "--compare-libraries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="near-dedup of N conversations per MinHash library",
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -567,6 +650,8 @@ def main() -> None:
         else:
             run_baseline_worker(rest[0], rest[1], int(rest[2]))
         return
+    if args.compare_libraries:
+        library_table(args.compare_libraries)
     if args.dedup_n:
         planted_table()
         dedup_table([int(n) for n in args.dedup_n.split(",")])

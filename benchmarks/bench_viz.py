@@ -48,7 +48,7 @@ def sample_texts() -> tuple[list[str], str]:
         from openchat_hf.data import PipelineConfig, run_pipeline
 
         out = Path(tempfile.mkdtemp(prefix="bench_viz_"))
-        run_pipeline(SAMPLE_SHAREGPT_DIR, out, PipelineConfig(tokenizer=None, filter_models=()))
+        run_pipeline(SAMPLE_SHAREGPT_DIR, out, PipelineConfig(tokenizer=None, filter_models=(), decontaminate=False))
         conversations = load_conversations(out / "clean")
         return [c.text for c in conversations], f"bundled ShareGPT sample ({SAMPLE_SHAREGPT_DIR.name}, clean step)"
     except Exception as err:  # noqa: BLE001 - the data area may be mid-change; fall back to the Vicuna answers

@@ -77,7 +77,8 @@ def demo_commands(plan: DemoPlan = REAL_PLAN, d: str = "$D", base: str = "$BASE"
     return {
         **({} if plan.tiny else {"fetch": ["openchat-hf", "assets", "fetch", REAL_ASSET]}),
         "data": ["openchat-hf", "data", "run", "openchat_hf/resources/sample_sharegpt", f"{d}/data",
-                 "--model-types", "openchat", "--tokenizer", base, "--eval-ratio", plan.eval_ratio],
+                 "--model-types", "openchat", "--tokenizer", base, "--eval-ratio", plan.eval_ratio,
+                 "--decontaminate-benchmarks", "vicuna_bench"],
         "patch": ["openchat-hf", "patch", base, f"{d}/patched", "--model-type", "openchat",
                   *(["--eot-init", plan.eot_init] if plan.eot_init else [])],
         "train": ["accelerate", "launch", "--num_processes", "1", "--cpu", "recipes/sft.py",

@@ -59,6 +59,34 @@ def add_subcommands(subparsers) -> None:
         default=16.0,
         help="drop a page / JSON record larger than this many MB as too_large before cleaning (default 16; 0: no limit)",
     )
+    run.add_argument(
+        "--decontaminate-against",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="more benchmark prompts (JSONL / JSON: AlpacaEval, Arena-Hard, ...) besides the bundled Vicuna-bench and "
+        "MT-bench ones",
+    )
+    run.add_argument(
+        "--decontaminate-benchmarks",
+        type=lambda v: [b.strip() for b in v.split(",") if b.strip()],
+        default="vicuna_bench,mt_bench",
+        metavar="NAMES",
+        help="bundled benchmarks to decontaminate against, comma-separated (default: vicuna_bench,mt_bench; "
+        "'none' for only --decontaminate-against files)",
+    )
+    run.add_argument(
+        "--no-decontaminate", action="store_true", help="don't drop conversations that contain benchmark prompts"
+    )
+    run.add_argument(
+        "--near-dedup-threshold",
+        type=float,
+        default=0.5,
+        help="MinHash Jaccard similarity of two transcripts (word 5-grams) from which they are near-duplicates "
+        "(default 0.5)",
+    )
+    run.add_argument("--no-near-dedup", action="store_true", help="don't drop near-duplicate conversations")
     run.set_defaults(func=_run)
 
     push = commands.add_parser(
@@ -98,6 +126,11 @@ def _run(args: argparse.Namespace) -> int:
         overflow=args.overflow,
         legacy=not args.no_legacy,
         max_record_mb=args.max_record_mb or None,
+        decontaminate=not args.no_decontaminate,
+        decontaminate_against=args.decontaminate_against,
+        decontaminate_benchmarks=[b for b in args.decontaminate_benchmarks if b != "none"],
+        near_dedup=not args.no_near_dedup,
+        near_dedup_threshold=args.near_dedup_threshold,
     )
     report = run_pipeline(args.input, args.output, config)
     print(to_markdown(report))

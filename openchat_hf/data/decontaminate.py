@@ -101,13 +101,20 @@ class DecontaminationConfig:
 
 
 # ------------------------------------------------------------------------------------------------------ prompts
-def bundled_prompts() -> list[Prompt]:
-    """The Vicuna-bench (80) and MT-bench (80 questions, 160 turns) prompts shipped with the package."""
+BUNDLED_BENCHMARKS = ("vicuna_bench", "mt_bench")
+
+
+def bundled_prompts(names: Sequence[str] = BUNDLED_BENCHMARKS) -> list[Prompt]:
+    """The prompts of the bundled benchmarks ``names``: Vicuna-bench (80) and MT-bench (80 questions, 160 turns)."""
     from openchat_hf.resources import MT_BENCH_DIR, VICUNA_BENCH_DIR
 
-    return _read_prompts(VICUNA_BENCH_DIR / "question.jsonl", "vicuna_bench") + _read_prompts(
-        MT_BENCH_DIR / "question.jsonl", "mt_bench"
-    )
+    files = {"vicuna_bench": VICUNA_BENCH_DIR / "question.jsonl", "mt_bench": MT_BENCH_DIR / "question.jsonl"}
+    unknown = [n for n in names if n not in files]
+    if unknown:
+        raise DataPipelineError(
+            f"Unknown bundled benchmark(s) {', '.join(unknown)}; use {', '.join(BUNDLED_BENCHMARKS)}."
+        )
+    return [prompt for name in names for prompt in _read_prompts(files[name], name)]
 
 
 def load_prompts(path: str | Path) -> list[Prompt]:
@@ -174,6 +181,7 @@ class Decontaminator:
         cfg = self.config
         self.ignored: list[str] = []
         self.texts = {p.id: p.text for p in self.prompts}
+        self.files: list[str] = []
         self._exact: dict[tuple[str, ...], str] = {}
         self._short: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] = {}
         long_words, self._long_ids = [], []
@@ -301,14 +309,17 @@ class Decontaminator:
 def build_decontaminator(
     extra_files: Sequence[str | Path] = (),
     *,
-    bundled: bool = True,
+    bundled: bool | Sequence[str] = True,
     config: DecontaminationConfig | None = None,
 ) -> Decontaminator:
-    """The bundled Vicuna-bench + MT-bench prompts (unless ``bundled=False``) plus those of ``extra_files``."""
-    prompts = bundled_prompts() if bundled else []
+    """The bundled benchmarks' prompts (all with ``True``, those named, none with ``False``) plus ``extra_files``."""
+    names = BUNDLED_BENCHMARKS if bundled is True else tuple(bundled or ())
+    prompts = bundled_prompts(names)
     for path in extra_files:
         prompts += load_prompts(path)
-    return Decontaminator(prompts, config or DecontaminationConfig())
+    decontaminator = Decontaminator(prompts, config or DecontaminationConfig())
+    decontaminator.files = ([f"bundled: {', '.join(names)}"] if names else []) + [str(p) for p in extra_files]
+    return decontaminator
 
 
 def first_match(found: dict[str, Match]) -> Match | None:
@@ -316,27 +327,36 @@ def first_match(found: dict[str, Match]) -> Match | None:
     return next((found[r] for r in RULES if r in found), None)
 
 
-def decontaminate_rows(
-    dataset, rows: Sequence[int], decontaminator: Decontaminator, batch_size: int = 2048
-) -> tuple[dict[int, Match], dict[str, int]]:
-    """Check the ``messages`` of ``dataset`` rows ``rows``: ``({row: the drop's match}, {rule: conversations it
-    fires on, counted on its own})``."""
+def decontaminate_step(
+    cleaned, decontaminator: Decontaminator, batch_size: int = 2048
+) -> tuple[dict[int, dict], dict]:
+    """The pipeline step over the cleaned dataset's kept rows (``reason == ""``): ``({row: drop-log fields},
+    report summary)``; every rule's hits are counted on their own in ``summary["hits_by_rule"]``."""
     from tqdm.auto import tqdm
 
-    drops: dict[int, Match] = {}
+    drops: dict[int, dict] = {}
     hits = dict.fromkeys(RULES, 0)
-    rows = list(rows)
+    reasons = cleaned.select_columns(["reason"])["reason"]
+    rows = [i for i, r in enumerate(reasons) if not r]
+    messages_column = cleaned.select_columns(["messages"])  # one Python list per batch (a Column is lazy)
     with tqdm(total=len(rows), desc="decontaminate", unit="conv") as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            messages = dataset.select(chunk).select_columns(["messages"])["messages"]
-            for row, found in zip(chunk, decontaminator.check(messages)):
+            messages = messages_column.select(chunk)[:]["messages"]
+            for row, conv, found in zip(chunk, messages, decontaminator.check(messages)):
                 if found:
-                    drops[row] = first_match(found)
+                    drops[row] = drop_fields(first_match(found), conv, decontaminator)
                     for rule in found:
                         hits[rule] += 1
             bar.update(len(chunk))
-    return drops, hits
+    summary = {
+        "prompts": decontaminator.num_prompts,
+        "ignored_prompts": len(decontaminator.ignored),
+        "files": list(decontaminator.files),
+        "hits_by_rule": hits,
+        "dropped": len(drops),
+    }
+    return drops, summary
 
 
 def prompt_text(decontaminator: Decontaminator, prompt_id: str) -> str:

@@ -196,20 +196,54 @@ def near_dedup(
     return dedup.finish(timestamps)
 
 
-def near_dedup_rows(
-    dataset, rows: Sequence[int], config: NearDedupConfig | None = None, batch_size: int = 2048
-) -> list[NearDuplicate]:
-    """Near-dedup ``dataset`` rows ``rows`` (their ``messages``); indices in the result are dataset rows."""
+def near_dedup_step(cleaned, rows: Sequence[int], config: NearDedupConfig, log, batch_size: int = 2048):
+    """The pipeline step over the cleaned dataset's ``rows`` (those that passed every earlier step): log each
+    dropped near-duplicate (cluster, kept representative) to the drop log ``log``; ``(kept rows, summary)``."""
     from tqdm.auto import tqdm
 
     rows = list(rows)
     dedup = NearDeduplicator(config)
+    messages_column = cleaned.select_columns(["messages"])  # one Python list per batch (a Column is lazy)
     with tqdm(total=len(rows), desc="near-dedup", unit="conv") as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            dedup.add(dataset.select(chunk).select_columns(["messages"])["messages"])
+            dedup.add(messages_column.select(chunk)[:]["messages"])
             bar.update(len(chunk))
-    return [NearDuplicate(rows[d.index], rows[d.cluster], rows[d.kept], d.rule, d.similarity) for d in dedup.finish()]
+    dropped = dedup.finish()
+    involved = sorted({x for d in dropped for x in (d.index, d.cluster, d.kept)})
+    info = cleaned.select([rows[i] for i in involved]).select_columns(["id", "has_id", "source", "index", "messages"])
+    meta = {i: dict(zip(info.column_names, values)) for i, values in zip(involved, zip(*info.to_dict().values()))}
+
+    def name(i: int) -> str:
+        m = meta[i]
+        return m["id"] if m["has_id"] else f"{m['source']}#{m['index']}"
+
+    for d in dropped:
+        me, kept = meta[d.index], meta[d.kept]
+        log.add(
+            "near_dedup",
+            NEAR_DUPLICATE,
+            source=me["source"],
+            index=me["index"],
+            id=me["id"] if me["has_id"] else None,
+            excerpt=conversation_excerpt(me["messages"]),
+            cluster=name(d.cluster),
+            kept_id=name(d.kept),
+            kept_source=kept["source"],
+            kept_index=kept["index"],
+            kept_excerpt=conversation_excerpt(kept["messages"]),
+            rule=d.rule,
+            similarity=d.similarity,
+        )
+    gone = {rows[d.index] for d in dropped}
+    summary = {
+        "threshold": config.threshold,
+        "first_turn_threshold": config.first_turn_threshold,
+        "keep": config.keep,
+        "clusters": len({d.cluster for d in dropped}),
+        "dropped": len(dropped),
+    }
+    return [r for r in rows if r not in gone], summary
 
 
 def conversation_excerpt(messages: Sequence[dict[str, str]]) -> str:

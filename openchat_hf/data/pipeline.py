@@ -28,11 +28,13 @@ from openchat_hf.data.convert import (
     parse_tokenizer_spec,
     split_indices,
 )
+from openchat_hf.data.decontaminate import BUNDLED_BENCHMARKS, build_decontaminator, decontaminate_step
 from openchat_hf.data.droplog import DROP_LOG, DropLog
 from openchat_hf.data.errors import DataPipelineError
 from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, MODEL_FILTERED, NO_MODEL_LABEL, keep_model
 from openchat_hf.data.legacy import legacy_paths, write_legacy_split
-from openchat_hf.data.report import STEPS, check_report, new_report, top_drops, write_report
+from openchat_hf.data.near_dedup import NearDedupConfig, near_dedup_step
+from openchat_hf.data.report import STEPS, check_report, drop_examples, new_report, top_drops, write_report
 from openchat_hf.data.sources import READ_REASONS, discover_inputs
 from openchat_hf.folder_info import template_tokenization, write_folder_info
 from openchat_hf.model_types import ModelTypeError, parse_model_types
@@ -62,6 +64,11 @@ class PipelineConfig:
         batch_size: rows per ``datasets.map`` batch.
         max_record_mb: a page or JSON record larger than this (MB) is dropped as ``too_large`` before cleaning;
             ``None``: no limit.
+        decontaminate: drop conversations whose user turns match benchmark prompts (after clean, before dedup).
+        decontaminate_against: JSONL / JSON files of more prompts, besides the bundled Vicuna-bench / MT-bench.
+        decontaminate_benchmarks: which bundled benchmarks to decontaminate against (default both).
+        near_dedup: drop near-duplicate conversations, one kept per cluster (after the model filter).
+        near_dedup_threshold: estimated Jaccard similarity of two transcripts from which they are near-duplicates.
     """
 
     model_types: Sequence[str] | str = ("openchat",)
@@ -75,6 +82,11 @@ class PipelineConfig:
     legacy: bool = True
     batch_size: int = 256
     max_record_mb: float | None = DEFAULT_MAX_RECORD_MB
+    decontaminate: bool = True
+    decontaminate_against: Sequence[str] = ()
+    decontaminate_benchmarks: Sequence[str] = BUNDLED_BENCHMARKS
+    near_dedup: bool = True
+    near_dedup_threshold: float = NearDedupConfig.threshold
 
     def __post_init__(self) -> None:
         try:
@@ -91,6 +103,9 @@ class PipelineConfig:
             raise DataPipelineError(f"max_record_mb must be > 0 (or None for no limit), got {self.max_record_mb}.")
         self.filter_models = [m for m in self.filter_models if m]
         self.blocked_words = list(self.blocked_words)
+        self.decontaminate_against = [str(p) for p in self.decontaminate_against]
+        self.decontaminate_benchmarks = list(self.decontaminate_benchmarks)
+        NearDedupConfig(threshold=self.near_dedup_threshold)  # checks the value
 
     @property
     def max_record_bytes(self) -> int | None:
@@ -128,6 +143,11 @@ def run_pipeline(
     tokenizer_paths = parse_tokenizer_spec(config.tokenizer, config.model_types)
     for name, path in tokenizer_paths.items():  # load and check every tokenizer before any work
         load_tokenizer(path, name)
+    decontaminator = (
+        build_decontaminator(config.decontaminate_against, bundled=config.decontaminate_benchmarks)
+        if config.decontaminate
+        else None
+    )
     skipped: list[str] = []
     files = discover_inputs(input_path, exclude=output_dir, skipped=skipped)
     if output_dir.exists() and not output_dir.is_dir():
@@ -181,8 +201,18 @@ def run_pipeline(
             desc="clean",
         )
 
-        # 3. dedup (first occurrence wins, in input order) and 4. filter by model: one sequential pass.
-        kept_indices, duplicate_ids = _dedup_and_filter(cleaned, config, log)
+        # 3. decontaminate against benchmark prompts.
+        contaminated: dict[int, dict] = {}
+        if decontaminator is not None:
+            contaminated, report["decontamination"] = decontaminate_step(cleaned, decontaminator)
+
+        # 4. dedup (first occurrence wins, in input order) and 5. filter by model: one sequential pass.
+        kept_indices, duplicate_ids = _dedup_and_filter(cleaned, config, log, contaminated)
+
+        # 6. near-dedup: one conversation kept per cluster.
+        if config.near_dedup:
+            nd_config = NearDedupConfig(threshold=config.near_dedup_threshold)
+            kept_indices, report["near_dedup"] = near_dedup_step(cleaned, kept_indices, nd_config, log)
         report["kept"] = len(kept_indices)
         report["duplicate_ids"] = _write_duplicate_ids(duplicate_ids, output_dir)
 
@@ -190,7 +220,7 @@ def run_pipeline(
         clean.save_to_disk(str(output_dir / "clean"), num_shards=1 if len(clean) == 0 else None)
         logger.info("Kept %d of %d conversations -> %s", len(clean), report["inputs"], output_dir / "clean")
 
-        # 5. convert per model type.
+        # 7. convert per model type.
         if not tokenizer_paths:
             report["note"] = "No --tokenizer given: only the clean dataset and this report were written."
         elif len(clean) == 0:
@@ -210,6 +240,7 @@ def run_pipeline(
     for name, mt in report["model_types"].items():
         mt["dropped"] = {r: log.counts(name).get("convert", {}).get(r, 0) for r in CONVERT_REASONS}
     report["top_drops"] = top_drops(log)
+    report["drop_examples"] = drop_examples(log)
     report["messages"] = _outcome_messages(report, config) + report["messages"]
     report["seconds"] = round(time.perf_counter() - started, 3)
     check_report(report)
@@ -237,8 +268,11 @@ def _check_filter_applies(labels: dict[str, int], filter_models: Sequence[str], 
         )
 
 
-def _dedup_and_filter(cleaned, config: PipelineConfig, log: DropLog) -> tuple[list[int], dict[str, list[dict]]]:
-    """Log read / clean drops, drop exact duplicates and filter by model; ``(kept indices, duplicate ids)``."""
+def _dedup_and_filter(
+    cleaned, config: PipelineConfig, log: DropLog, contaminated: dict[int, dict]
+) -> tuple[list[int], dict[str, list[dict]]]:
+    """Log read / clean / decontaminate drops, drop exact duplicates and filter by model; ``(kept indices,
+    duplicate ids)``."""
     seen: dict[str, tuple[str, str, int]] = {}  # content hash -> (id, source, index) of the kept record
     ids: dict[str, list[dict]] = {}  # own id -> kept records carrying it
     kept_indices: list[int] = []
@@ -250,6 +284,8 @@ def _dedup_and_filter(cleaned, config: PipelineConfig, log: DropLog) -> tuple[li
                 where = {"source": source, "index": pos, "id": rid if has_id else None}
                 if reason:
                     log.add("read" if reason in READ_REASONS else "clean", reason, **where, excerpt=why)
+                elif index in contaminated:
+                    log.add("decontaminate", contaminated[index]["rule"], **where, **contaminated[index])
                 elif digest in seen:
                     kept_id, kept_source, kept_index = seen[digest]
                     log.add(

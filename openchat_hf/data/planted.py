@@ -93,7 +93,7 @@ def iter_synthetic(n: int, seed: int = 0, near_dup_rate: float = 0.02, contamina
         r = rng.random()
         if recent and r < near_dup_rate:
             messages = [
-                {"role": m["role"], "content": _edit(m["content"], rng.choice((0.01, 0.03)), rng, vocab)}
+                {"role": m["role"], "content": edit_words(m["content"], rng.choice((0.01, 0.03)), rng, vocab)}
                 for m in rng.choice(recent)
             ]
         else:
@@ -111,8 +111,11 @@ def iter_synthetic(n: int, seed: int = 0, near_dup_rate: float = 0.02, contamina
         yield messages
 
 
-def _edit(text: str, share: float, rng: random.Random, vocab: list[str]) -> str:
+def edit_words(text: str, share: float, rng: random.Random, vocab: list[str]) -> str:
+    """``text`` with ``share`` of its words replaced (60 %), inserted (20 %) or deleted (20 %)."""
     words = text.split()
+    if not words:
+        return text
     for _ in range(max(1, round(share * len(words)))):
         op, i = rng.random(), rng.randrange(len(words))
         if op < 0.6:
@@ -127,6 +130,7 @@ def _edit(text: str, share: float, rng: random.Random, vocab: list[str]) -> str:
 def make_planted_corpus(n_base: int = 2000, seed: int = 0, *, plant: bool = True) -> PlantedCorpus:
     """``n_base`` clean conversations, then (``plant=True``) contamination, near-duplicates and look-alikes."""
     from openchat_hf.data.decontaminate import bundled_prompts
+    from openchat_hf.data.minhash import normalize_words
 
     rng = random.Random(seed)
     pool = sentence_pool()
@@ -190,10 +194,13 @@ def make_planted_corpus(n_base: int = 2000, seed: int = 0, *, plant: bool = True
     for level in EDIT_LEVELS:  # near-duplicates at known edit shares
         for original in rng.sample(base, 40):
             messages = [
-                {"role": m["role"], "content": _edit(m["content"], level, rng, vocab)} for m in original["messages"]
+                {"role": m["role"], "content": edit_words(m["content"], level, rng, vocab)}
+                for m in original["messages"]
             ]
             add(messages, "near_duplicate", f"edit_{int(level * 100)}pct", original["id"])
-    long_first = [r for r in base if len(r["messages"][0]["content"].split()) >= 20 and len(r["messages"]) >= 4]
+    long_first = [
+        r for r in base if len(normalize_words(r["messages"][0]["content"])) >= 20 and len(r["messages"]) >= 4
+    ]
     for original in rng.sample(long_first, 40):  # re-share with another follow-up / a regenerated answer
         messages = [dict(m) for m in original["messages"][:2]]
         messages += [{"role": "user", "content": para(2, 3)}, {"role": "assistant", "content": para(3, 8)}]

@@ -10,7 +10,7 @@ from typing import Any
 from openchat_hf.data.droplog import DropLog
 from openchat_hf.data.errors import DataPipelineError
 
-STEPS = ("read", "clean", "dedup", "filter")
+STEPS = ("read", "clean", "decontaminate", "dedup", "filter", "near_dedup")
 TOP_REASONS = 10
 
 
@@ -46,6 +46,48 @@ def top_drops(log: DropLog, limit: int = TOP_REASONS) -> list[dict[str, Any]]:
         }
         for (step, reason), n in ranked
     ]
+
+
+SIDE_BY_SIDE = {  # step -> (what was dropped, what it matched): drop-log keys shown next to each other
+    "decontaminate": ("excerpt", "matched_id", "matched_excerpt", "score"),
+    "near_dedup": ("excerpt", "kept_id", "kept_excerpt", "similarity"),
+}
+
+
+def drop_examples(log: DropLog) -> dict[str, list[dict[str, Any]]]:
+    """The first examples of each reason of the decontaminate / near-dedup steps, with what they matched."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (step, _reason), examples in sorted(log.examples().items()):
+        if step in SIDE_BY_SIDE:
+            keys = ("source", "index", "id", "reason", "rule", *SIDE_BY_SIDE[step])
+            out.setdefault(step, []).extend({k: e.get(k) for k in keys} for e in examples)
+    return out
+
+
+def side_by_side(examples: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown tables: each dropped conversation next to the benchmark prompt / kept conversation it matched."""
+    lines: list[str] = []
+    for step, title, other in (
+        ("decontaminate", "Decontamination examples", "matched benchmark prompt"),
+        ("near_dedup", "Near-duplicate examples", "kept representative"),
+    ):
+        if not examples.get(step):
+            continue
+        _, other_id, other_excerpt, score = SIDE_BY_SIDE[step]
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            f"| rule | dropped conversation | {other} | {score} |",
+            "| --- | --- | --- | ---: |",
+        ]
+        for e in examples[step]:
+            where = e["id"] or f"{e['source']}#{e['index']}"
+            lines.append(
+                f"| {_cell(e['rule'])} | `{_cell(where)}`: {_cell(e['excerpt'])} | `{_cell(e[other_id])}`: "
+                f"{_cell(e[other_excerpt])} | {e[score]} |"
+            )
+    return lines
 
 
 def dropped_total(report: dict[str, Any]) -> int:
@@ -110,6 +152,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             for e in drop["examples"]:
                 where = f"{e['source']}#{e['index']}" + (f" (id {e['id']})" if e["id"] else "")
                 lines.append(f"  - `{_cell(where)}`: {_cell(e['excerpt'])}")
+    lines += side_by_side(report.get("drop_examples", {}))
     dup = report.get("duplicate_ids") or {}
     if dup.get("ids"):
         lines += ["", "## Duplicate ids", ""]

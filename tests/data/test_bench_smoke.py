@@ -28,7 +28,7 @@ def test_bench_data_smoke(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # minutes of wall time on a loaded 2-core VM
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "| **ratio ours / baseline** |" in res.stdout

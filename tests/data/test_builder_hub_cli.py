@@ -119,6 +119,7 @@ def test_cli_run_prints_the_report(tmp_path, tokenizer_dirs):
         words,
         "--num-proc",
         "1",
+        "--no-decontaminate",
     )
     assert res.returncode == 0, res.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())

@@ -99,7 +99,13 @@ def test_split_is_seeded_and_shared_by_model_types(sample_run, tokenizer_dirs, t
     eval_coder = read_legacy_split(out, "opencoder", "eval")[1]
     strip = [t.replace("<s>", "").replace("Human: ", "User:").replace("Assistant: ", "Assistant:") for t in eval_texts]
     assert strip == eval_coder  # the same conversations in both model types
-    config = dict(model_types="openchat", tokenizer=str(tokenizer_dirs["llama"]), eval_ratio=0.1, legacy=True)
+    config = dict(
+        model_types="openchat",
+        tokenizer=str(tokenizer_dirs["llama"]),
+        eval_ratio=0.1,
+        legacy=True,
+        decontaminate=False,
+    )
     run_pipeline(SAMPLE_SHAREGPT_DIR, tmp_path / "same", PipelineConfig(**config))
     run_pipeline(SAMPLE_SHAREGPT_DIR, tmp_path / "other", PipelineConfig(**config, seed=7))
     assert read_legacy_split(tmp_path / "same", "openchat", "eval")[1] == eval_texts
@@ -107,9 +113,9 @@ def test_split_is_seeded_and_shared_by_model_types(sample_run, tokenizer_dirs, t
 
 
 def _long_input(tmp_path):
-    long_answer = " ".join(f"word{i}" for i in range(200))
     pages = tmp_path / "in" / "ShareGPT"
-    for i in range(6):
+    for i in range(6):  # distinct long answers (identical ones would be near-duplicates)
+        long_answer = " ".join(f"p{i}word{j}" for j in range(200))
         write_page(pages, f"p{i}", conversation(i, answer=long_answer if i % 2 else None))
     return tmp_path / "in"
 
@@ -193,7 +199,9 @@ def test_bad_configuration_fails_early_with_clear_errors(tmp_path):
 
 def test_parallel_run_gives_the_same_outputs(tmp_path, tokenizer_dirs, sample_run):
     out, report = sample_run
-    config = PipelineConfig(model_types="openchat", tokenizer=str(tokenizer_dirs["llama"]), eval_ratio=0.1, num_proc=2)
+    config = PipelineConfig(
+        model_types="openchat", tokenizer=str(tokenizer_dirs["llama"]), eval_ratio=0.1, num_proc=2, decontaminate=False
+    )
     par = run_pipeline(SAMPLE_SHAREGPT_DIR, tmp_path / "par", config)
     assert par["steps"] == report["steps"] and par["kept"] == report["kept"]
     assert (

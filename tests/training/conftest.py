@@ -55,7 +55,9 @@ def pipeline_out(patched_tiny, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("data_run")
     run_pipeline(
-        SAMPLE_SHAREGPT_DIR, out, PipelineConfig(model_types="openchat", tokenizer=str(patched_tiny), eval_ratio=0.1)
+        SAMPLE_SHAREGPT_DIR,
+        out,
+        PipelineConfig(model_types="openchat", tokenizer=str(patched_tiny), eval_ratio=0.1, decontaminate=False),
     )
     return out
 
