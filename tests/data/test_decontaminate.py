@@ -156,3 +156,27 @@ def test_defaults_precision_recall_on_planted_corpus():
         assert result["kinds"][kind]["decontaminated"] == 0, kind
     for kind in ("verbatim", "recased", "repunctuated", "wrapped"):
         assert result["kinds"][kind]["decontaminated"] == result["kinds"][kind]["n"] > 0, kind
+
+
+def test_bundled_benchmarks_can_be_chosen():
+    """``--decontaminate-benchmarks vicuna_bench`` (the demo's choice) flags Vicuna-bench prompts, not MT-bench ones."""
+    from openchat_hf.resources import MT_BENCH_DIR, VICUNA_BENCH_DIR
+
+    vicuna = json.loads((VICUNA_BENCH_DIR / "question.jsonl").read_text().splitlines()[0])
+    # (MT-bench's first question, the Hawaii travel post, is also Vicuna-bench's 77th: take a math one)
+    mt_rows = [json.loads(line) for line in (MT_BENCH_DIR / "question.jsonl").read_text().splitlines()]
+    mt = next(q for q in mt_rows if q["category"] == "math")
+    chats = [
+        [
+            {"role": "user", "content": q["turns"][0] if "turns" in q else q["text"]},
+            {"role": "assistant", "content": "x"},
+        ]
+        for q in (vicuna, mt)
+    ]
+    only_vicuna = build_decontaminator(bundled=["vicuna_bench"]).check(chats)
+    both = build_decontaminator().check(chats)
+    assert only_vicuna[0] and not only_vicuna[1]
+    assert both[0] and both[1]
+    assert not any(build_decontaminator(bundled=False).check(chats))
+    with pytest.raises(DataPipelineError, match="vicuna_bench, mt_bench"):
+        build_decontaminator(bundled=["alpaca_eval"])
