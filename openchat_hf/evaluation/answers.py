@@ -13,12 +13,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from openchat_hf.evaluation.client import EndpointConfig, EndpointError, chat, make_client
 from openchat_hf.evaluation.errors import EvaluationError
+from openchat_hf.evaluation.jobs import run_jobs
 from openchat_hf.evaluation.questions import Question, load_questions, select_questions
-from openchat_hf.evaluation.records import JsonlAppender, failure_row, read_rows, slugify
+from openchat_hf.evaluation.records import failure_row, read_rows, slugify
 
 logger = logging.getLogger(__name__)
 
@@ -152,39 +151,31 @@ async def agenerate_answers(config: AnswerConfig) -> AnswerResult:
     client = make_client(config.endpoint)
     semaphore = asyncio.Semaphore(config.concurrency)
 
-    async def bounded(question: Question):
+    async def bounded(question: Question) -> dict:
         async with semaphore:
-            try:
-                return question, await _answer_one(client, question, config), None
-            except EndpointError as err:
-                if not err.retryable:
-                    raise
-                return question, None, err
+            return await _answer_one(client, question, config)
 
-    with JsonlAppender(config.out_path) as out, tqdm(total=len(todo), desc=f"answers {config.endpoint.model}") as bar:
-        tasks = [asyncio.ensure_future(bounded(q)) for q in todo]
-        failures = None
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                question, row, err = await next_done
-                if err is not None:
-                    logger.warning(
-                        "question %s failed after retries (re-run to resume): %s", question.question_id, err
-                    )
-                    failures = failures or JsonlAppender(config.failures_path)
-                    failures.write(failure_row("answers", question.question_id, err))
-                    result.failed.append(f"question {question.question_id}: {err}")
-                else:
-                    out.write(row)
-                    result.written += 1
-                bar.update(1)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await client.close()
-            if failures is not None:
-                failures.close()
+    def written(out, question: Question, row: dict) -> None:
+        out.write(row)
+        result.written += 1
+
+    def failed(question: Question, err: EndpointError) -> dict:
+        logger.warning("question %s failed after retries (re-run to resume): %s", question.question_id, err)
+        result.failed.append(f"question {question.question_id}: {err}")
+        return failure_row("answers", question.question_id, err)
+
+    try:
+        await run_jobs(
+            todo,
+            bounded,
+            out_path=config.out_path,
+            failures_path=config.failures_path,
+            desc=f"answers {config.endpoint.model}",
+            on_result=written,
+            on_failure=failed,
+        )
+    finally:
+        await client.close()
     return result
 
 

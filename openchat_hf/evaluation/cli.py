@@ -44,6 +44,16 @@ PROTOCOL_HELP = (
 )
 
 
+def _choice_arg(parser, flag: str, choices: list[str], help: str) -> None:
+    """An option taking one of ``choices``, the first by default."""
+    parser.add_argument(flag, choices=choices, default=choices[0], help=help)
+
+
+def _bootstrap_args(parser) -> None:
+    parser.add_argument("--bootstrap-resamples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def _judge_args(parser) -> None:
     parser.add_argument("--protocol", help=PROTOCOL_HELP)
     parser.add_argument("--max-tokens", type=int, help="judge completion tokens (default: the protocol's, ours 1024)")
@@ -258,11 +268,11 @@ def add_step_parsers(steps) -> None:
     p.add_argument("--bench", help="default: from the answer rows, else vicuna")
     p.add_argument("--samples", type=int, help="reviews per order (k; default 1; FairEval uses 3)")
     p.add_argument("--temperature", type=float, help="judge temperature (ours: 0 for k=1, 1.0 for k>1)")
-    p.add_argument(
+    _choice_arg(
+        p,
         "--aggregation",
-        choices=["balanced", "faireval"],
-        default="balanced",
-        help="k>1: mean per order then of the orders (balanced), or all successful samples pooled (FairEval's rule)",
+        ["balanced", "faireval"],
+        "k>1: mean per order then of the orders (balanced), or all successful samples pooled (FairEval's rule)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the cost/time estimate and stop")
     _judge_args(p)
@@ -283,8 +293,7 @@ def add_step_parsers(steps) -> None:
     p.add_argument("dirs", nargs="+", help="judge / grade output folders (or folders holding them)")
     p.add_argument("--out", required=True, help="folder for report.json and report.md")
     p.add_argument("--note", help="a caveat stored in the report (e.g. a tiny judge)")
-    p.add_argument("--bootstrap-resamples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    _bootstrap_args(p)
     p.add_argument(
         "--allow-partial",
         action="store_true",
@@ -305,16 +314,15 @@ def add_step_parsers(steps) -> None:
     p = steps.add_parser("agreement", help=STEP_HELP["agreement"], description=STEP_HELP["agreement"])
     p.add_argument("dirs", nargs="+", help="pairwise judge folders (or folders holding them)")
     p.add_argument("--labels", required=True, help="human labels (JSON Lines or a JSON list)")
-    p.add_argument(
+    _choice_arg(
+        p,
         "--labels-format",
-        choices=["openchat-hf", "fastchat"],
-        default="openchat-hf",
-        help="openchat-hf: {question_id, model, baseline, winner}; fastchat: MT-bench human judgments layout",
+        ["openchat-hf", "fastchat"],
+        "openchat-hf: {question_id, model, baseline, winner}; fastchat: MT-bench human judgments layout",
     )
     p.add_argument("--turn", type=int, help="only the labels of this turn (FastChat's labels are per turn)")
     p.add_argument("--out", required=True, help="folder for agreement.json and agreement.md")
-    p.add_argument("--bootstrap-resamples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    _bootstrap_args(p)
     p.set_defaults(func=cmd_agreement)
 
 

@@ -14,11 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from openchat_hf.evaluation.cache import JudgeCache
 from openchat_hf.evaluation.client import EndpointConfig, EndpointError, make_client
 from openchat_hf.evaluation.errors import EvaluationError
+from openchat_hf.evaluation.jobs import run_jobs
 from openchat_hf.evaluation.judge import (
     check_meta,
     describe_stale,
@@ -37,7 +36,7 @@ from openchat_hf.evaluation.prompts import (
 )
 from openchat_hf.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from openchat_hf.evaluation.questions import REFERENCE_CATEGORIES, Question, load_questions, select_questions
-from openchat_hf.evaluation.records import JsonlAppender, failure_row, load_answers, read_rows, slugify
+from openchat_hf.evaluation.records import failure_row, load_answers, read_rows, slugify, write_rows
 from openchat_hf.evaluation.reviewer import JSON_MODES, Reviewer, ReviewStats, Task
 
 logger = logging.getLogger(__name__)
@@ -137,13 +136,7 @@ def fastchat_rows(rows: list[dict], judge_model: str) -> list[dict]:
 def write_fastchat_file(out_dir: Path, rows: list[dict], judge_model: str) -> Path:
     """``OUT/model_judgment/<judge>_single.jsonl``, which FastChat's ``show_result.py --input-file`` reads as is."""
     path = out_dir / "model_judgment" / f"{slugify(judge_model)}_single.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in fastchat_rows(rows, judge_model):
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_rows(path, fastchat_rows(rows, judge_model))
 
 
 async def agrade(config: GradeConfig) -> GradeResult:  # noqa: C901
@@ -259,46 +252,40 @@ async def _grade_jobs(config: GradeConfig, spec: Protocol, settings: dict, jobs,
         json_mode=settings["json_mode"],
     )
     result.stats = reviewer.stats
-    failures = None
 
-    async def one(answers, question):
+    async def one(job):
+        answers, question = job
         turns = answers.turns[str(question.question_id)]
         graded = [grade_task(spec, question, turns, t) for t in range(1, len(question.turns) + 1)]
-        try:
-            reviews = await asyncio.gather(*(reviewer.review(task) for task, _ in graded))
-        except EndpointError as err:
-            if not err.retryable:
-                raise
-            return answers, question, None, None, err
-        return answers, question, graded, reviews, None
+        return graded, await asyncio.gather(*(reviewer.review(task) for task, _ in graded))
+
+    def written(out, job, value) -> None:
+        (answers, question), (graded, reviews) = job, value
+        out.write(_grade_row(spec, answers, question, graded, reviews))
+        result.graded += 1
+        result.failed_ratings += sum(r.error is not None for r in reviews)
+
+    def failed(job, err: EndpointError) -> dict:
+        answers, question = job
+        logger.warning("grading %s failed (re-run to resume): %s", question.question_id, err)
+        result.endpoint_failures.append(f"{answers.model} question {question.question_id}: {err}")
+        return failure_row("grade", question.question_id, err, model=answers.model)
 
     try:
         if settings["json_mode"] != "off":
             await reviewer.resolve_json_mode()
-        tasks = [asyncio.ensure_future(one(a, q)) for a, q in jobs]
-        try:
-            with JsonlAppender(out_dir / "grades.jsonl") as out, tqdm(total=len(jobs), desc="grade") as bar:
-                for next_done in asyncio.as_completed(tasks):
-                    answers, question, graded, reviews, err = await next_done
-                    if err is not None:
-                        logger.warning("grading %s failed (re-run to resume): %s", question.question_id, err)
-                        failures = failures or JsonlAppender(out_dir / "failures.jsonl")
-                        failures.write(failure_row("grade", question.question_id, err, model=answers.model))
-                        result.endpoint_failures.append(f"{answers.model} question {question.question_id}: {err}")
-                    else:
-                        out.write(_grade_row(spec, answers, question, graded, reviews))
-                        result.graded += 1
-                        result.failed_ratings += sum(r.error is not None for r in reviews)
-                    bar.update(1)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_jobs(
+            jobs,
+            one,
+            out_path=out_dir / "grades.jsonl",
+            failures_path=out_dir / "failures.jsonl",
+            desc="grade",
+            on_result=written,
+            on_failure=failed,
+        )
     finally:
         cache.close()
         await client.close()
-        if failures is not None:
-            failures.close()
 
 
 def _grade_row(spec: Protocol, answers, question: Question, graded, reviews) -> dict:

@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from openchat_hf.evaluation.cache import JudgeCache
 from openchat_hf.evaluation.client import EndpointConfig, EndpointError, make_client
 from openchat_hf.evaluation.errors import EvaluationError
+from openchat_hf.evaluation.jobs import run_jobs
 from openchat_hf.evaluation.metrics import AGGREGATIONS
 from openchat_hf.evaluation.parsing import read_pair_json
 from openchat_hf.evaluation.prompts import (
@@ -31,7 +30,7 @@ from openchat_hf.evaluation.prompts import (
 )
 from openchat_hf.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from openchat_hf.evaluation.questions import Question, load_questions, select_questions
-from openchat_hf.evaluation.records import AnswerSet, JsonlAppender, failure_row, load_answers, read_rows, slugify
+from openchat_hf.evaluation.records import AnswerSet, failure_row, load_answers, read_rows, slugify, write_rows
 from openchat_hf.evaluation.reviewer import JSON_MODES, Reviewer, ReviewStats, Task
 
 logger = logging.getLogger(__name__)
@@ -216,11 +215,7 @@ def rewrite_without(path: Path, drop) -> int:
     """Rewrite a JSONL file without the rows for which ``drop(row)`` is true (atomically); returns how many went."""
     rows = read_rows(path)
     kept = [row for row in rows if not drop(row)]
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in kept:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    write_rows(path, kept)
     return len(rows) - len(kept)
 
 
@@ -512,50 +507,41 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
         return result
     write_meta(out_dir, meta)
     reviewer.client = client = make_client(config.endpoint)
-    failures = None
+
+    async def one(question: Question):
+        if spec.verdicts:
+            return await _judge_games(reviewer, question, model, baseline, spec)
+        return await _judge_question(reviewer, question, model, baseline, settings["samples"], spec)
+
+    def written(out, question: Question, reviews) -> None:
+        if spec.verdicts:
+            for turn, game in reviews.items():
+                out.write(_judgment_row(question, model, baseline, game, spec, turn=turn))
+                result.failed_reviews += sum(r["error"] is not None for r in game)
+        else:
+            out.write(_judgment_row(question, model, baseline, reviews, spec))
+            result.failed_reviews += sum(r["error"] is not None for r in reviews)
+        result.judged += 1
+
+    def failed(question: Question, err: EndpointError) -> dict:
+        logger.warning("question %s: judging failed (re-run to resume): %s", question.question_id, err)
+        result.endpoint_failures.append(f"question {question.question_id}: {err}")
+        return failure_row("judge", question.question_id, err)
+
     try:
         result.verdict_mode = await reviewer.resolve_json_mode() if settings["json_mode"] != "off" else "off"
-
-        async def one(question: Question):
-            try:
-                if spec.verdicts:
-                    return question, await _judge_games(reviewer, question, model, baseline, spec), None
-                reviews = await _judge_question(reviewer, question, model, baseline, settings["samples"], spec)
-                return question, reviews, None
-            except EndpointError as err:
-                if not err.retryable:
-                    raise
-                return question, None, err
-
-        tasks = [asyncio.ensure_future(one(q)) for q in todo]
-        try:
-            with JsonlAppender(judgments) as out, tqdm(total=len(todo), desc="judge") as bar:
-                for next_done in asyncio.as_completed(tasks):
-                    question, reviews, err = await next_done
-                    if err is not None:
-                        logger.warning("question %s: judging failed (re-run to resume): %s", question.question_id, err)
-                        failures = failures or JsonlAppender(out_dir / "failures.jsonl")
-                        failures.write(failure_row("judge", question.question_id, err))
-                        result.endpoint_failures.append(f"question {question.question_id}: {err}")
-                    elif spec.verdicts:
-                        for turn, game in reviews.items():
-                            out.write(_judgment_row(question, model, baseline, game, spec, turn=turn))
-                            result.failed_reviews += sum(r["error"] is not None for r in game)
-                        result.judged += 1
-                    else:
-                        out.write(_judgment_row(question, model, baseline, reviews, spec))
-                        result.judged += 1
-                        result.failed_reviews += sum(r["error"] is not None for r in reviews)
-                    bar.update(1)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_jobs(
+            todo,
+            one,
+            out_path=judgments,
+            failures_path=out_dir / "failures.jsonl",
+            desc="judge",
+            on_result=written,
+            on_failure=failed,
+        )
     finally:
         cache.close()
         await client.close()
-        if failures is not None:
-            failures.close()
     if spec.verdicts:
         result.fastchat_file = write_fastchat_pair_file(out_dir, read_rows(judgments), config.endpoint.model)
     return result
@@ -564,13 +550,7 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
 def write_fastchat_pair_file(out_dir: Path, rows: list[dict], judge_model: str) -> Path:
     """``OUT/model_judgment/<judge>_pair.jsonl``, which FastChat's ``show_result.py --mode pairwise-baseline`` reads."""
     path = out_dir / "model_judgment" / f"{slugify(judge_model)}_pair.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in fastchat_pair_rows(rows, judge_model):
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_rows(path, fastchat_pair_rows(rows, judge_model))
 
 
 def run_judge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -> JudgeResult:

@@ -172,13 +172,14 @@ def parse_mt_bench_rating(text: str) -> float:
     return float(ast.literal_eval(match.groups()[0]))
 
 
-def mt_bench_grade_messages(question: Question, answers: list[str], turn: int) -> tuple[list[dict], str]:
-    """FastChat's single-answer judge prompt for ``turn`` (1 or 2) and its name."""
+def _mt_bench_messages(
+    question: Question, prompt: tuple[str, str], turn: int, answers: dict[str, list[str]]
+) -> tuple[list[dict], str]:
+    """FastChat's judge prompt ``prompt`` (its name without / with a reference answer) for ``turn``, filled with
+    ``answers`` (``{"answer": turns}`` or ``{"answer_a": ..., "answer_b": ...}``; ``_1`` / ``_2`` on turn 2)."""
     prompts = {p["name"]: p for p in _jsonl("mt_bench/judge_prompts.jsonl")}
     ref = question.category in MT_BENCH_REFERENCE_CATEGORIES
-    name = ("single-math-v1" if ref else "single-v1") + ("-multi-turn" if turn == 2 else "")
-    if turn not in (1, 2):
-        raise EvaluationError(f"the mt-bench protocol grades turns 1 and 2, not {turn}")
+    name = prompt[ref] + ("-multi-turn" if turn == 2 else "")
     kwargs = {}
     if ref:
         if not question.reference:
@@ -186,18 +187,23 @@ def mt_bench_grade_messages(question: Question, answers: list[str], turn: int) -
         kwargs["ref_answer_1"] = question.reference[0]
         if turn == 2:
             kwargs["ref_answer_2"] = question.reference[1]
-    template = prompts[name]
     if turn == 2:
-        user = template["prompt_template"].format(
-            question_1=question.turns[0],
-            question_2=question.turns[1],
-            answer_1=answers[0],
-            answer_2=answers[1],
-            **kwargs,
-        )
+        kwargs.update(question_1=question.turns[0], question_2=question.turns[1])
+        for key, turns in answers.items():
+            kwargs.update({f"{key}_1": turns[0], f"{key}_2": turns[1]})
     else:
-        user = template["prompt_template"].format(question=question.turns[0], answer=answers[0], **kwargs)
+        kwargs["question"] = question.turns[0]
+        kwargs.update({key: turns[0] for key, turns in answers.items()})
+    template = prompts[name]
+    user = template["prompt_template"].format(**kwargs)
     return [{"role": "system", "content": template["system_prompt"]}, {"role": "user", "content": user}], name
+
+
+def mt_bench_grade_messages(question: Question, answers: list[str], turn: int) -> tuple[list[dict], str]:
+    """FastChat's single-answer judge prompt for ``turn`` (1 or 2) and its name."""
+    if turn not in (1, 2):
+        raise EvaluationError(f"the mt-bench protocol grades turns 1 and 2, not {turn}")
+    return _mt_bench_messages(question, ("single-v1", "single-math-v1"), turn, {"answer": answers})
 
 
 def parse_mt_bench_verdict(text: str) -> str:
@@ -211,32 +217,9 @@ def parse_mt_bench_verdict(text: str) -> str:
 def mt_bench_pair_messages(question: Question, answer_a: list[str], answer_b: list[str], turn: int):
     """FastChat's pairwise judge prompt for the game of ``turn`` (``pair-v2`` / ``pair-math-v1`` and their
     ``-multi-turn`` forms) and its name."""
-    prompts = {p["name"]: p for p in _jsonl("mt_bench/judge_prompts.jsonl")}
-    ref = question.category in MT_BENCH_REFERENCE_CATEGORIES
-    name = ("pair-math-v1" if ref else "pair-v2") + ("-multi-turn" if turn == 2 else "")
-    kwargs = {}
-    if ref:
-        if not question.reference:
-            raise EvaluationError(f"question {question.question_id} ({question.category}) needs a reference answer")
-        kwargs["ref_answer_1"] = question.reference[0]
-        if turn == 2:
-            kwargs["ref_answer_2"] = question.reference[1]
-    template = prompts[name]
-    if turn == 2:
-        user = template["prompt_template"].format(
-            question_1=question.turns[0],
-            question_2=question.turns[1],
-            answer_a_1=answer_a[0],
-            answer_b_1=answer_b[0],
-            answer_a_2=answer_a[1],
-            answer_b_2=answer_b[1],
-            **kwargs,
-        )
-    else:
-        user = template["prompt_template"].format(
-            question=question.turns[0], answer_a=answer_a[0], answer_b=answer_b[0], **kwargs
-        )
-    return [{"role": "system", "content": template["system_prompt"]}, {"role": "user", "content": user}], name
+    return _mt_bench_messages(
+        question, ("pair-v2", "pair-math-v1"), turn, {"answer_a": answer_a, "answer_b": answer_b}
+    )
 
 
 def _ours_grade(question: Question, answers: list[str], turn: int) -> tuple[list[dict], str]:

@@ -107,6 +107,18 @@ def failure_row(step: str, question_id, error: Exception | str, **extra) -> dict
     return {"step": step, "question_id": question_id, "error": str(error), **extra, "tstamp": time.time()}
 
 
+def write_rows(path: str | Path, rows) -> Path:
+    """Replace the JSONL file ``path`` with ``rows`` at once (written beside it, then renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
 def read_rows(path: str | Path) -> list[dict]:
     """Rows already in a (possibly missing or half-written) output file."""
     path = Path(path)

@@ -94,6 +94,20 @@ def _grade_coverage(grade_sets: list[tuple[dict, list[dict]]]) -> dict[str, dict
     return {model: coverage(judged, expected) for model, (judged, expected) in per_model.items()}
 
 
+def grade_questions(rows: list[dict], model: str) -> list[dict]:
+    """The per-question grades of ``model`` for ``mt_bench.models[].questions``: the turns as in grades.jsonl."""
+    model_rows = [r for r in rows if r["model"] == model]
+    model_rows.sort(key=lambda r: (str(type(r["question_id"])), r["question_id"]))
+    return [
+        {
+            "question_id": row["question_id"],
+            "category": row["category"],
+            "turns": [{k: turn.get(k) for k in ("turn", "rating", "text", "error")} for turn in row["turns"]],
+        }
+        for row in model_rows
+    ]
+
+
 def build_report(
     paths: list[str | Path],
     note: str | None = None,
@@ -135,6 +149,7 @@ def build_report(
         mt_models = summarize_grades(grades)
         for entry in mt_models:
             entry["coverage"] = grade_coverage.get(entry["model"], coverage([], []))
+            entry["questions"] = grade_questions(grades, entry["model"])
         mt_bench = {"models": mt_models, "protocol": _protocol(grade_sets[0][0])}
     partial = [
         f"{m['model']}: {m['coverage']['judged']} of {m['coverage']['total']} questions judged"

@@ -50,11 +50,13 @@ def _sha256(text: str) -> str:
 
 
 def render_page(template: str, *, title: str, data: Any, scripts: list[str], csp: bool = True) -> str:
-    """Fill an HTML template: ``{{TITLE}}``, ``{{CSP}}``, ``{{STYLE}}``, ``{{DATA}}`` and ``{{SCRIPTS}}``.
+    """Fill an HTML template: ``{{HEAD}}`` (the pages' shared ``<head>``, ``assets/head.html``), ``{{TITLE}}``,
+    ``{{CSP}}``, ``{{STYLE}}``, ``{{DATA}}`` and ``{{SCRIPTS}}``.
 
     ``scripts`` are inlined in order (plotly.js first). One regex pass fills every placeholder, so text inside the
     values is never substituted again.
     """
+    template = template.replace("{{HEAD}}", asset("head.html").rstrip("\n"))
     for script in scripts:
         if "</script" in script.lower():
             raise VisualizationError("A page script contains '</script' and cannot be inlined.")

@@ -46,3 +46,29 @@ def test_grades_per_turn_with_references_and_failures(tmp_path, judge_server):
     assert mt["categories"] == {"coding": 7.0, "math": 8.0, "writing": 6.0}
     assert mt["failures"] == 1 and report["models"] == [] and report["bench"] == "mt_bench"
     assert json.loads((out / "meta.json").read_text())["kind"] == "single"
+
+
+def test_report_lists_each_models_graded_questions(tmp_path, judge_server):
+    """``mt_bench.models[].questions``: the viewer's per-question grade table, one entry per graded question."""
+    out = tmp_path / "grade"
+    files = [
+        write_answers(tmp_path / "m.jsonl", "my-model", ANSWERS),
+        write_answers(tmp_path / "o.jsonl", "other", {81: ["GOOD", "GOOD again"], 121: ["BAD", "GOOD"]}),
+    ]
+    cfg = GradeConfig(answers=files, endpoint=endpoint(judge_server), out_dir=out, parse_retries=1)
+    cfg.question_ids = list(ANSWERS)
+    run_grade(cfg)
+    rows = {(r["model"], r["question_id"]): r for r in read_rows(out / "grades.jsonl")}
+
+    report = build_report([out], allow_partial=True)
+    by_model = {m["model"]: m for m in report["mt_bench"]["models"]}
+    mine, other = by_model["my-model"]["questions"], by_model["other"]["questions"]
+    assert [q["question_id"] for q in mine] == [81, 111, 121] and [q["question_id"] for q in other] == [81, 121]
+    assert [q["category"] for q in mine] == ["writing", "math", "coding"]
+    for model, questions in (("my-model", mine), ("other", other)):
+        for q in questions:
+            graded = rows[(model, q["question_id"])]["turns"]
+            assert q["turns"] == [{k: t[k] for k in ("turn", "rating", "text", "error")} for t in graded]
+    failed = mine[1]["turns"][1]
+    assert failed["turn"] == 2 and failed["rating"] is None and "unparseable" in failed["error"] and failed["text"]
+    assert [t["rating"] for t in mine[0]["turns"]] == [8, 4]
