@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,8,32,64")
     parser.add_argument("--plain", action="store_true", help="non-streaming clients (default: streaming)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="the batched server's cap")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads for both servers (default: torch's)")
     parser.add_argument("--skip-proxy", action="store_true", help="skip the proxy-overhead measurement")
     parser.add_argument("--skip-offline", action="store_true", help="skip the engines without HTTP")
     parser.add_argument("--requests-per-client", type=int, default=3)
@@ -314,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.gpu and not torch.cuda.is_available():
         print("--gpu: no CUDA device here; nothing measured.", file=sys.stderr)
         return 2
@@ -337,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name() if args.gpu else "cpu",
         "stream": stream,
         "max_batch_size": args.max_batch_size,
+        "torch_threads": torch.get_num_threads(),
         "levels": [],
     }
 
