@@ -5,12 +5,15 @@ Both servers are the same FastAPI app on 127.0.0.1 in this process; only the bac
 * ``sequential`` (baseline, OpenChat v1's serving loop): one request at a time, ``model.generate`` under a lock;
 * ``batched``: :class:`openchat_hf.serving.backends.transformers.TransformersBackend` (continuous batching, KV cache).
 
-Clients are real ``openai.AsyncOpenAI`` clients, each sending requests back to back (non-streaming, varied
-``max_tokens``). Prints output tokens/s, p50/p95 latency at 1, 8 and 32 clients, and the ratio to the baseline
-measured in the same run; then the proxy overhead (``--backend openai`` in front of the embedded server vs calling
-it directly). ``--gpu --model DIR`` runs the same on a CUDA GPU with a real checkpoint.
+Clients are real ``openai.AsyncOpenAI`` clients in a separate process, each sending requests back to back (varied
+``max_tokens``, greedy), streaming by default (``--plain`` for non-streaming). Prints output tokens/s, p50/p95
+latency and time to first token (TTFT) at 1, 8, 32 and 64 clients with the batch cap in force
+(``--max-batch-size``, default 32: at 64 clients half of them queue), and the ratio to the baseline measured in the
+same run; then the proxy overhead (``--backend openai`` in front of the embedded server vs calling it directly) and
+engines without HTTP. ``--gpu --model DIR`` runs the same on a CUDA GPU with a real checkpoint.
 
-    python benchmarks/bench_serve.py                     # CPU, tiny random-init model
+    python benchmarks/bench_serve.py                     # CPU, tiny random-init model, streaming
+    python benchmarks/bench_serve.py --plain --skip-proxy --skip-offline
     python benchmarks/bench_serve.py --gpu --model DIR   # GPU (bf16)
 """
 
@@ -116,7 +119,7 @@ def build_tiny_checkpoint(out: Path) -> Path:
     return out / MODEL
 
 
-async def run_clients(url: str, clients: int, requests_per_client: int, seed: int) -> dict:
+async def run_clients(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True) -> dict:
     rng = random.Random(seed)
     plans = [
         [
@@ -125,25 +128,41 @@ async def run_clients(url: str, clients: int, requests_per_client: int, seed: in
         ]
         for c in range(clients)
     ]
-    latencies, tokens = [], 0
+    latencies, first_tokens, tokens = [], [], 0
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600)
 
     async def one(plan):
         nonlocal tokens
         for max_tokens, question in plan:
             start = time.perf_counter()
-            reply = await client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": question}], max_tokens=max_tokens, temperature=0
+            kwargs = {"model": MODEL, "messages": [{"role": "user", "content": question}], "temperature": 0}
+            if not stream:
+                reply = await client.chat.completions.create(max_tokens=max_tokens, **kwargs)
+                latencies.append(time.perf_counter() - start)
+                first_tokens.append(latencies[-1])
+                tokens += reply.usage.completion_tokens
+                continue
+            chunks = await client.chat.completions.create(
+                max_tokens=max_tokens, stream=True, stream_options={"include_usage": True}, **kwargs
             )
+            first = None
+            async for chunk in chunks:
+                if first is None and chunk.choices and chunk.choices[0].delta.content:
+                    first = time.perf_counter() - start
+                if chunk.usage is not None:
+                    tokens += chunk.usage.completion_tokens
             latencies.append(time.perf_counter() - start)
-            tokens += reply.usage.completion_tokens
+            first_tokens.append(first if first is not None else latencies[-1])
 
     start = time.perf_counter()
     async with client:
         await asyncio.gather(*[one(plan) for plan in plans])
     wall = time.perf_counter() - start
     latencies.sort()
+    first_tokens.sort()
     return {
+        "ttft_p50_s": statistics.median(first_tokens),
+        "ttft_p95_s": first_tokens[min(len(first_tokens) - 1, int(0.95 * len(first_tokens)))],
         "clients": clients,
         "requests": len(latencies),
         "tokens": tokens,
@@ -255,9 +274,10 @@ def offline_engines(model, tokenizer, eos: list[int], n: int = 32, max_new_token
     return out
 
 
-def load(url: str, clients: int, requests_per_client: int, seed: int) -> dict:
+def load(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True) -> dict:
     """Run the clients in a separate process, so their CPU time does not compete with the server's GIL."""
     cmd = [sys.executable, __file__, "--client-of", url, str(clients), str(requests_per_client), str(seed)]
+    cmd += [] if stream else ["--plain"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -269,7 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="checkpoint folder (default: a tiny random-init model built here)")
     parser.add_argument("--gpu", action="store_true", help="run on CUDA in bf16")
-    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--clients", default="1,8,32,64")
+    parser.add_argument("--plain", action="store_true", help="non-streaming clients (default: streaming)")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="the batched server's cap")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads for both servers (default: torch's)")
+    parser.add_argument("--skip-proxy", action="store_true", help="skip the proxy-overhead measurement")
+    parser.add_argument("--skip-offline", action="store_true", help="skip the engines without HTTP")
     parser.add_argument("--requests-per-client", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="runs per server and level (median reported)")
     parser.add_argument("--json", help="also write the results to this file")
@@ -283,12 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.client_of:
         url, clients, per_client, seed = args.client_of
-        print(json.dumps(asyncio.run(run_clients(url, int(clients), int(per_client), int(seed)))))
+        result = asyncio.run(run_clients(url, int(clients), int(per_client), int(seed), stream=not args.plain))
+        print(json.dumps(result))
         return 0
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.gpu and not torch.cuda.is_available():
         print("--gpu: no CUDA device here; nothing measured.", file=sys.stderr)
         return 2
@@ -305,13 +333,20 @@ def main(argv: list[str] | None = None) -> int:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
     eos = model.generation_config.eos_token_id
     eos = [eos] if isinstance(eos, int) else list(eos)
-    config = ServerConfig(model_name=MODEL)
+    config = ServerConfig(model_name=MODEL, max_batch_size=args.max_batch_size)
+    stream = not args.plain
     levels = [int(c) for c in args.clients.split(",") if c.strip().isdigit()]
-    results: dict = {"device": torch.cuda.get_device_name() if args.gpu else "cpu", "levels": []}
+    results: dict = {
+        "device": torch.cuda.get_device_name() if args.gpu else "cpu",
+        "stream": stream,
+        "max_batch_size": args.max_batch_size,
+        "torch_threads": torch.get_num_threads(),
+        "levels": [],
+    }
 
     backends = {
         "sequential": SequentialBackend(model, tokenizer, eos),
-        "batched": TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=max(levels, default=32)),
+        "batched": TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=args.max_batch_size),
     }
     for clients in levels:
         per_client = max(args.requests_per_client, 8 // clients)
@@ -319,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):  # alternate the two servers: the machine's load drifts between runs
             for name, backend in backends.items():
                 with Server(create_app(backend, ServerConfig(**config.__dict__))) as server:
-                    load(server.url, min(clients, 2), 1, seed=0)  # warm-up
-                    runs[name].append(load(server.url, clients, per_client, seed=clients))
+                    load(server.url, min(clients, 2), 1, seed=0, stream=stream)  # warm-up
+                    runs[name].append(load(server.url, clients, per_client, seed=clients, stream=stream))
         row = {name: sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2] for name, r in runs.items()}
         row["all_tokens_per_s"] = {name: [round(x["tokens_per_s"], 1) for x in r] for name, r in runs.items()}
         row["speedup"] = row["batched"]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
@@ -331,11 +366,42 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    # Proxy overhead: the upstream runs in its own process (as vLLM / TGI would), the proxy here.
+    if not args.skip_proxy:
+        results["proxy_openai"] = measure_proxy(path, tokenizer, model, device, args.gpu)
+    if not args.skip_offline:
+        results["offline"] = offline_engines(model, tokenizer, eos)
+        print("\nwithout HTTP, 32 prompts x 64 tokens, greedy:", json.dumps(results["offline"]))
+
+    print()
+    kind = "streaming" if stream else "non-streaming"
+    print(f"{kind} clients, batch cap {args.max_batch_size}")
+    print("| clients | one-at-a-time tok/s | p50 / p95 s | batched tok/s | p50 / p95 s | TTFT p50 / p95 s | ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in results["levels"]:
+        s, b = row["sequential"], row["batched"]
+        print(
+            f"| {s['clients']} | {s['tokens_per_s']:.1f} | {s['p50_s']:.2f} / {s['p95_s']:.2f} | "
+            f"{b['tokens_per_s']:.1f} | {b['p50_s']:.2f} / {b['p95_s']:.2f} | "
+            f"{b['ttft_p50_s']:.2f} / {b['ttft_p95_s']:.2f} | {row['speedup']:.2f}x |"
+        )
+    if "proxy_openai" in results:
+        p = results["proxy_openai"]
+        print(
+            f"\nopenai proxy: direct p50 {p['direct_p50_ms']:.1f} ms, through the proxy {p['proxy_p50_ms']:.1f} ms, "
+            f"overhead {p['overhead_ms']:.1f} ms"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    tmp.cleanup()
+    return 0
+
+
+def measure_proxy(path, tokenizer, model, device: str, gpu: bool) -> dict:
+    """Proxy overhead: the upstream runs in its own process (as vLLM / TGI would), the proxy here."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    device_args = ["--device", device, "--dtype", "bfloat16" if args.gpu else "float32"]
+    device_args = ["--device", device, "--dtype", "bfloat16" if gpu else "float32"]
     upstream = subprocess.Popen(
         [
             sys.executable,
@@ -361,32 +427,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.1)
         proxy = OpenAIBackend(upstream_url + "/v1", tokenizer, model.config)
         with Server(create_app(proxy, ServerConfig(model_name=MODEL, model_type="openchat"))) as front:
-            results["proxy_openai"] = proxy_overhead(upstream_url, front.url)
+            return proxy_overhead(upstream_url, front.url)
     finally:
         upstream.terminate()
         upstream.wait(30)
-
-    results["offline"] = offline_engines(model, tokenizer, eos)
-    print("\nwithout HTTP, 32 prompts x 64 tokens, greedy:", json.dumps(results["offline"]))
-
-    print()
-    print("| clients | one-at-a-time tok/s | p50 / p95 s | batched tok/s | p50 / p95 s | ratio |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for row in results["levels"]:
-        s, b = row["sequential"], row["batched"]
-        print(
-            f"| {s['clients']} | {s['tokens_per_s']:.1f} | {s['p50_s']:.2f} / {s['p95_s']:.2f} | "
-            f"{b['tokens_per_s']:.1f} | {b['p50_s']:.2f} / {b['p95_s']:.2f} | {row['speedup']:.2f}x |"
-        )
-    p = results["proxy_openai"]
-    print(
-        f"\nopenai proxy: direct p50 {p['direct_p50_ms']:.1f} ms, through the proxy {p['proxy_p50_ms']:.1f} ms, "
-        f"overhead {p['overhead_ms']:.1f} ms"
-    )
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    tmp.cleanup()
-    return 0
 
 
 if __name__ == "__main__":

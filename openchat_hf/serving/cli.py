@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-context", type=int, help="context length (default: model type / model config)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--dtype", help="torch dtype (default: bfloat16 on GPU, float32 on CPU)")
+    parser.add_argument(
+        "--torch-threads", type=int, help="torch intra-op CPU threads (default: torch's; 1 helps on a busy machine)"
+    )
     parser.add_argument("--log-conversations", action="store_true", help="log requests and answers (off by default)")
     parser.add_argument("--cors-origins", default="", help="comma-separated origins allowed by CORS")
     parser.add_argument("--max-request-bytes", type=int, default=1_000_000, help="largest accepted request body")
@@ -78,6 +81,10 @@ def serve(args: argparse.Namespace) -> int:
                 "Set OPENCHAT_API_KEYS or --api-key-file, or pass --allow-unauthenticated."
             )
         print(f"Warning: serving on {args.host} without an API key (--allow-unauthenticated).", flush=True)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     backend = load_backend(
         args.model,
         args.backend,

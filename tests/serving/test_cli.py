@@ -73,3 +73,33 @@ def test_cli_reports_a_missing_backend_url_and_model_type(chat_model_dir, tmp_pa
     (plain / "openchat_hf.json").unlink(missing_ok=True)
     assert main(["serve", str(plain), "--port", "1"]) == 2
     assert "--model-type" in capsys.readouterr().err
+
+
+def test_network_bind_without_a_key_is_refused_and_keys_come_from_a_file(chat_model_dir, tmp_path, capsys):
+    from openchat_hf.cli import main
+
+    assert main(["serve", str(chat_model_dir), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "Refusing to serve on 0.0.0.0 without an API key" in err and "Traceback" not in err
+    assert main(["serve", str(chat_model_dir), "--api-key-file", str(tmp_path / "missing")]) == 2
+    assert "Cannot read the API key file" in capsys.readouterr().err
+    from openchat_hf.serving.security import read_key_file
+
+    (tmp_path / "keys").write_text("# ops keys\nsk-a\n\n  sk-b  \n")
+    assert read_key_file(tmp_path / "keys") == ["sk-a", "sk-b"]
+
+
+def test_allowed_hosts_refuse_other_host_headers(backend):
+    import httpx
+    from serving_helpers import MODEL_NAME, ServerThread
+
+    from openchat_hf.serving import create_app
+    from openchat_hf.serving.backends.transformers import TransformersBackend
+
+    app = create_app(
+        TransformersBackend(backend.model, backend.tokenizer), model_name=MODEL_NAME, allowed_hosts=("127.0.0.1",)
+    )
+    with ServerThread(app) as srv:
+        assert httpx.get(srv.url + "/health").status_code == 200
+        rebound = httpx.get(srv.url + "/health", headers={"Host": "evil.example:80"})
+        assert rebound.status_code == 400 and rebound.json()["error"]["code"] == "invalid_host"
