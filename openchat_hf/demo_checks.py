@@ -55,9 +55,11 @@ def eval_loss(model_dir: str | Path, dataset_dir: str | Path, *, split: str = "e
     dataset = datasets.load_from_disk(str(dataset_dir))
     if split not in dataset or len(dataset[split]) == 0:
         raise DemoCheckError(f"{dataset_dir} has no {split!r} split to measure the eval loss on.")
+    from tqdm.auto import tqdm
+
     total, count = 0.0, 0
     with torch.inference_mode():
-        for row in dataset[split]:
+        for row in tqdm(dataset[split], desc="eval loss", unit="conversation"):
             ids = torch.tensor([row["input_ids"]])
             mask = torch.tensor(row["supervise_mask"][1:], dtype=torch.bool)
             logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
@@ -76,9 +78,11 @@ def eot_stop_share(
     model, tokenizer, template = _load(model_dir)
     eot_id = tokenizer.convert_tokens_to_ids(template.model_type.eot_token)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eot_id
+    from tqdm.auto import tqdm
+
     stopped, lengths, answers = 0, [], []
     with torch.inference_mode():
-        for start in range(0, len(prompts), batch_size):
+        for start in tqdm(range(0, len(prompts), batch_size), desc="greedy answers", unit="batch"):
             chunk = prompts[start : start + batch_size]
             encoded = [
                 template.tokenize([{"role": "user", "content": p}], add_generation_prompt=True).input_ids
