@@ -68,7 +68,7 @@ def make_corpus(folder: Path, n: int, seed: int = 0) -> dict:
     pages = folder / "ShareGPT"
     pages.mkdir(parents=True, exist_ok=True)
     pool = sentence_pool()
-    vocab = sorted({w for sentence in pool[:2000] for w in sentence.split()})
+    vocab = sorted({w for sentence in pool[:2000] for w in sentence.split() if w.isalpha()})  # no markup
     pairs = text_pairs()
     rng = random.Random(seed)
     value_bytes = 0
