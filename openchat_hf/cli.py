@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"openchat-hf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--model-type-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a dotted name or a .py file) that registers model types; repeatable "
+        "(installed packages can also register them under the entry point group openchat_hf.model_types)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_subcommands(subparsers)
@@ -48,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        if args.model_type_module:
+            from openchat_hf.model_types import add_model_type_modules
+
+            add_model_type_modules(args.model_type_module)
         return int(args.func(args) or 0)
     except OpenChatError as err:
         print(f"openchat-hf {args.command}: error: {err}", file=sys.stderr)

@@ -7,13 +7,27 @@ turns it into text, token ids, supervise masks and a Jinja chat template. Regist
     from openchat_hf.model_types import ModelType, register_model_type
 
     register_model_type(ModelType(name="openchat_mistral", family="mistral", max_length=8192))
+
+Every command (and ``recipes/sft.py``) sees model types registered outside openchat-hf in three ways: a package's
+entry point in the group ``openchat_hf.model_types`` (pointing at a :class:`ModelType`, a list of them, or a module
+that registers its own), the ``openchat-hf --model-type-module MODULE`` option, or the environment variable
+``OPENCHAT_HF_MODEL_TYPE_MODULES`` (comma-separated module names or ``.py`` files; the option sets it, so
+subprocesses such as ``accelerate launch`` see the same types).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from openchat_hf.errors import OpenChatError
+
+ENTRY_POINT_GROUP = "openchat_hf.model_types"
+MODULES_ENV = "OPENCHAT_HF_MODEL_TYPE_MODULES"
 
 EOT_TOKEN = "<|end_of_turn|>"
 
@@ -101,6 +115,7 @@ def get_model_type(name: str | ModelType) -> ModelType:
     """Look a model type up by name (a :class:`ModelType` is returned as is)."""
     if isinstance(name, ModelType):
         return name
+    load_model_type_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -108,8 +123,78 @@ def get_model_type(name: str | ModelType) -> ModelType:
 
 
 def list_model_types() -> list[str]:
-    """Names of all registered model types."""
+    """Names of all registered model types (built-in, entry points and ``OPENCHAT_HF_MODEL_TYPE_MODULES``)."""
+    load_model_type_plugins()
     return sorted(_REGISTRY)
+
+
+_LOADED: set[str] = set()
+
+
+def _register_loaded(obj: object, where: str) -> None:
+    """Register what an entry point gave: a ModelType, a list of them, a callable returning them, or a module."""
+    if callable(obj) and not isinstance(obj, ModelType | type):
+        obj = obj()
+    items = obj if isinstance(obj, list | tuple) else [obj]
+    for item in items:
+        if isinstance(item, ModelType):
+            if _REGISTRY.get(item.name) != item:
+                register_model_type(item)  # a different type under a taken name is an error
+        elif item is not None and not hasattr(item, "__file__"):  # a module registers its types when imported
+            raise ModelTypeError(f"{where} gave {type(item).__name__}, not a ModelType (or a list of them).")
+
+
+def import_model_type_module(spec: str) -> None:
+    """Import a module (dotted name, or a ``.py`` file) that registers model types; once per spec."""
+    spec = spec.strip()
+    if not spec or spec in _LOADED:
+        return
+    _LOADED.add(spec)
+    try:
+        if spec.endswith(".py") or os.sep in spec:
+            path = Path(spec).resolve()
+            module_spec = importlib.util.spec_from_file_location(f"openchat_hf_model_types_{path.stem}", path)
+            if module_spec is None or module_spec.loader is None or not path.is_file():
+                raise FileNotFoundError(f"no such file {path}")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_spec.name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except ModelTypeError:
+        raise
+    except Exception as err:
+        _LOADED.discard(spec)
+        raise ModelTypeError(
+            f"Cannot import the model type module {spec!r}: {type(err).__name__}: {err}".splitlines()[0]
+        ) from None
+
+
+def load_model_type_plugins() -> None:
+    """Register the model types of installed entry points and of ``OPENCHAT_HF_MODEL_TYPE_MODULES`` (idempotent)."""
+    from importlib.metadata import entry_points
+
+    if "entry-points" not in _LOADED:
+        _LOADED.add("entry-points")
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            where = f"Entry point {entry_point.name} = {entry_point.value} ({ENTRY_POINT_GROUP})"
+            try:
+                obj = entry_point.load()
+            except Exception as err:
+                raise ModelTypeError(
+                    f"{where} cannot be loaded: {type(err).__name__}: {err}".splitlines()[0]
+                ) from None
+            _register_loaded(obj, where)
+    for spec in os.environ.get(MODULES_ENV, "").split(","):
+        import_model_type_module(spec)
+
+
+def add_model_type_modules(specs: list[str] | tuple[str, ...]) -> None:
+    """Import these model type modules now and add them to ``OPENCHAT_HF_MODEL_TYPE_MODULES`` for subprocesses."""
+    for spec in specs:
+        import_model_type_module(spec)
+    current = [s for s in os.environ.get(MODULES_ENV, "").split(",") if s.strip()]
+    os.environ[MODULES_ENV] = ",".join(dict.fromkeys([*current, *(s.strip() for s in specs if s.strip())]))
 
 
 def parse_model_types(spec: str | list[str]) -> list[ModelType]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
@@ -38,19 +38,6 @@ ROLE_MAP = {
     "model": "assistant",
     "system": "system",
 }
-
-
-@dataclass
-class CleanConfig:
-    """How conversations are cleaned.
-
-    Attributes:
-        blocked_words: words or phrases (case-insensitive, matched on word boundaries) that drop a conversation.
-        min_turns: fewest user + assistant turns a conversation keeps after trimming.
-    """
-
-    blocked_words: Sequence[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_WORDS))
-    min_turns: int = 2
 
 
 def read_blocked_words(path: str | Path) -> list[str]:

@@ -49,6 +49,12 @@ def add_subcommands(subparsers) -> None:
         "--overflow", choices=("truncate", "drop"), default="truncate", help="conversations longer than the context"
     )
     run.add_argument("--no-legacy", action="store_true", help="don't write the legacy MODEL_TYPE.*.json files")
+    run.add_argument(
+        "--tokenization",
+        choices=("joint", "segment"),
+        default="joint",
+        help="joint: one tokenization of the rendered text (default); segment: OpenChat v1's per-segment ids",
+    )
     run.set_defaults(func=_run)
 
     push = commands.add_parser(
@@ -84,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         blocked_words=blocked,
         overflow=args.overflow,
         legacy=not args.no_legacy,
+        tokenization=args.tokenization,
     )
     report = run_pipeline(args.input, args.output, config)
     print(to_markdown(report))

@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 
 from openchat_hf.data.errors import DataPipelineError
-from openchat_hf.model_types import ModelType
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +116,3 @@ def convert_batch(
         "text": texts,
     }
     return pa.table(columns, schema=converted_schema())
-
-
-def model_type_summary(model_type: ModelType) -> dict[str, Any]:
-    return {"family": model_type.family, "max_length": model_type.max_length}

@@ -95,9 +95,9 @@ def push_dataset(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ):
     """Push a pipeline output folder to the dataset repo ``repo_id`` in one commit; return the ``CommitInfo``."""
-    import httpx
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+
+    from openchat_hf.hub_errors import first_line, hub_errors
 
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise DataPipelineError(f"Repository id {repo_id!r} must look like 'user/name'.")
@@ -112,9 +112,9 @@ def push_dataset(
             info = api.create_commit(
                 repo_id, operations=operations, commit_message=commit_message, repo_type="dataset"
             )
-        except (HfHubHTTPError, httpx.HTTPError, OSError) as err:
+        except hub_errors() as err:
             raise DataPipelineError(
-                f"Pushing to the dataset repo {repo_id} failed: {str(err).splitlines()[0]}. Check the network, "
+                f"Pushing to the dataset repo {repo_id} failed: {first_line(err)}. Check the network, "
                 "HF_TOKEN (a token with write access) and HF_HUB_OFFLINE."
             ) from err
     logger.info("Pushed %d files to https://huggingface.co/datasets/%s", len(files), repo_id)

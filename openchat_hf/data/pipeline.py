@@ -30,6 +30,7 @@ from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, MODEL_FILTERED, keep_
 from openchat_hf.data.legacy import legacy_paths, write_legacy_split
 from openchat_hf.data.report import add_drops, check_report, new_report, write_report
 from openchat_hf.data.sources import READ_REASONS, discover_inputs
+from openchat_hf.folder_info import template_tokenization, write_folder_info
 from openchat_hf.model_types import ModelTypeError, parse_model_types
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class PipelineConfig:
         blocked_words: words / phrases that drop a conversation (word-aware, case-insensitive).
         overflow: ``"truncate"`` conversations longer than the model type's context, or ``"drop"`` them.
         legacy: also write OpenChat v1's ``MODEL_TYPE.SPLIT.json`` / ``.text.json`` files.
+        tokenization: ``"joint"`` (one tokenization of the rendered text) or ``"segment"`` (OpenChat v1's ids).
         batch_size: rows per ``datasets.map`` batch.
     """
 
@@ -64,6 +66,7 @@ class PipelineConfig:
     blocked_words: Sequence[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_WORDS))
     overflow: str = "truncate"
     legacy: bool = True
+    tokenization: str = "joint"
     batch_size: int = 256
 
     def __post_init__(self) -> None:
@@ -71,6 +74,8 @@ class PipelineConfig:
             self.model_types = [mt.name for mt in parse_model_types(self.model_types)]
         except ModelTypeError as err:
             raise DataPipelineError(str(err)) from None
+        if self.tokenization not in ("joint", "segment"):
+            raise DataPipelineError(f"tokenization must be 'joint' or 'segment', got {self.tokenization!r}.")
         if self.overflow not in OVERFLOW_CHOICES:
             raise DataPipelineError(f"overflow must be one of {OVERFLOW_CHOICES}, got {self.overflow!r}.")
         if not 0 <= self.eval_ratio < 1:
@@ -203,7 +208,7 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
 
     model_type = get_model_type(name)
     tokenizer = load_tokenizer(tokenizer_path, name)
-    template = setup_tokenizer(tokenizer, model_type)
+    template = setup_tokenizer(tokenizer, model_type, config.tokenization)
     converted = clean.map(
         convert_batch,
         batched=True,
@@ -251,6 +256,7 @@ def _convert(clean, name, tokenizer_path, train_idx, eval_idx, output_dir, confi
     dataset_dict.save_to_disk(
         str(output_dir / name), num_shards={s: 1 if len(d) == 0 else None for s, d in splits.items()}
     )
+    write_folder_info(output_dir / name, model_type=name, kind="data", tokenization=template_tokenization(template))
     logger.info("%s: %d train / %d eval conversations -> %s", name, result["train"], result["eval"], output_dir / name)
     return result
 

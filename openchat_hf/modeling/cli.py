@@ -49,7 +49,9 @@ def add_subcommands(subparsers) -> None:
     )
     patch.add_argument("base", metavar="BASE", help="base model folder (or a cached Hub id)")
     patch.add_argument("out", metavar="OUT", help="output folder")
-    patch.add_argument("--model-type", required=True, help="openchat, openchat_8192, opencoder, ...")
+    patch.add_argument(
+        "--model-type", help="openchat, openchat_8192, opencoder, ... (must fit the base's architecture)"
+    )
     patch.add_argument("--eot-init", choices=EOT_INITS, help="EOT row init (default: the model type's)")
     patch.add_argument(
         "--context-method", choices=CONTEXT_METHODS, help="RoPE extension (default: the model type's, if any)"
@@ -67,7 +69,7 @@ def add_subcommands(subparsers) -> None:
     )
     export.add_argument("ckpt", metavar="CKPT", help="patched or trained checkpoint folder")
     export.add_argument("out", metavar="OUT", help="output folder")
-    export.add_argument("--model-type", help="override config.openchat_model_type")
+    export.add_argument("--model-type", help="model type (default: the one CKPT records; must agree with it)")
     export.add_argument("--push", metavar="USER/NAME", help="upload OUT to this Hub repo (uses your HF token)")
     export.add_argument("--private", action="store_true", help="create the Hub repo as private")
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")

@@ -6,12 +6,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from openchat_hf.folder_info import model_type_of, write_folder_info
 from openchat_hf.model_types import ModelType, get_model_type
 from openchat_hf.modeling._io import atomic_dir, check_output_dir
+from openchat_hf.modeling.chat_templates import write_template_copies
 from openchat_hf.modeling.context import CONTEXT_METHODS, context_length, extend_context, has_rope
 from openchat_hf.modeling.eot import EOT_INITS, add_eot_token
 from openchat_hf.modeling.errors import ModelingError
-from openchat_hf.modeling.export import serving_template, write_chat_templates
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def patch_loaded_model(
 def patch_model(
     base: str | Path,
     out: str | Path,
-    model_type: ModelType | str,
+    model_type: ModelType | str | None,
     eot_init: str | None = None,
     context_method: str | None = None,
     *,
@@ -91,14 +92,20 @@ def patch_model(
     and ``openchat_eot_init``, and ``generation_config.eos_token_id`` as a list including EOT. The context is extended
     (with ``context_method``, default the model type's ``context_extension``) when the base is shorter than
     ``max_length`` (default the model type's ``max_length``). Weights keep their dtype (``dtype="auto"``).
+
+    ``model_type`` must fit the base (:func:`openchat_hf.folder_info.model_type_of`): its ``family`` must be the
+    base's architecture, and a base that already records a model type only accepts that one (or ``None``).
     """
-    mt = get_model_type(model_type)
+    local = Path(base).is_dir()
+    mt = model_type_of(base, model_type) if local else None  # refuse a wrong type before loading the weights
     out = check_output_dir(out, overwrite)
     model, tokenizer = load_base(base, dtype=dtype, model_type=mt)
+    mt = mt or model_type_of(base, model_type, config=model.config)
     eot_id = patch_loaded_model(model, tokenizer, mt, eot_init, context_method, max_length)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_chat_templates(tmp, *serving_template(tokenizer.chat_template, mt, tokenizer))
+        write_template_copies(tmp, tokenizer, mt)
+        write_folder_info(tmp, model_type=mt, kind="patched")
     logger.info("Patched %s as %s (EOT id %d) -> %s", base, mt.name, eot_id, out)
     return out

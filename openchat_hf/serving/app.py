@@ -69,16 +69,22 @@ def _model_context(config: Any) -> int | None:
 
 
 def resolve_model_type(backend: Backend, model_type: str | None) -> str:
-    """The model type from the option, else from ``config.openchat_model_type``; a clear error if neither."""
-    from openchat_hf.model_types import get_model_type
+    """The checkpoint's recorded model type; ``model_type`` must agree with it (see ``folder_info.model_type_of``)."""
+    from openchat_hf.folder_info import resolve_model_type as resolve
 
-    name = model_type or getattr(backend.config, "openchat_model_type", None)
-    if not name:
-        raise ServingError(
-            "The checkpoint has no 'openchat_model_type' in config.json; pass --model-type (e.g. openchat).",
-            status=500,
-        )
-    return get_model_type(name).name
+    recorded = getattr(backend.config, "openchat_model_type", None)
+    architecture = getattr(backend.config, "model_type", None)
+    return resolve(recorded, model_type, architecture=architecture, source="The checkpoint").name
+
+
+def _tokenization(backend: Backend) -> str:
+    """The tokenization mode the checkpoint records (``openchat_hf.json``): prompts are built the way it was trained."""
+    from pathlib import Path
+
+    from openchat_hf.folder_info import read_folder_info
+
+    folder = str(getattr(backend.tokenizer, "name_or_path", "") or "")
+    return read_folder_info(folder).get("tokenization", "joint") if folder and Path(folder).is_dir() else "joint"
 
 
 class _Server:
@@ -91,7 +97,7 @@ class _Server:
         self.backend = backend
         self.config = config
         self.model_type = get_model_type(resolve_model_type(backend, config.model_type))
-        self.template = ChatTemplate(self.model_type, backend.tokenizer)
+        self.template = ChatTemplate(self.model_type, backend.tokenizer, tokenization=_tokenization(backend))
         eot_token_id(backend.tokenizer, self.model_type)  # fail early on a tokenizer without the EOT token
         limits = [v for v in (config.max_context, self.model_type.max_length, _model_context(backend.config)) if v]
         self.max_context = config.max_context or min(limits)

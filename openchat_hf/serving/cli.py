@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend-api-key", default=os.environ.get("OPENCHAT_BACKEND_API_KEY"), help=argparse.SUPPRESS
     )
-    parser.add_argument("--model-type", help="OpenChat model type (default: config.openchat_model_type)")
+    parser.add_argument("--model-type", help="OpenChat model type (default: the one MODEL records; must agree)")
     parser.add_argument("--model-name", help="name clients pass as `model` (default: the folder's name)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -44,6 +44,10 @@ def serve(args: argparse.Namespace) -> int:
 
     if args.max_batch_size < 1:
         raise ServingError("--max-batch-size must be at least 1.")
+    if (Path(args.model) / "config.json").is_file():  # refuse a wrong --model-type before loading anything
+        from openchat_hf.folder_info import model_type_of
+
+        args.model_type = model_type_of(args.model, args.model_type).name
     backend = load_backend(
         args.model,
         args.backend,

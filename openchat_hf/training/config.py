@@ -48,7 +48,7 @@ class OpenChatSFTConfig(SFTConfig):
 
     model_type: str | None = field(
         default=None,
-        metadata={"help": "openchat_hf model type; default: the model's config.openchat_model_type, else 'openchat'."},
+        metadata={"help": "openchat_hf model type; default: the one the model records (a base model needs it)."},
     )
     padding_free: bool = field(
         default=True,
@@ -83,7 +83,6 @@ class OpenChatSFTConfig(SFTConfig):
     )
     activation_checkpointing: bool | None = field(default=False, metadata={"help": "Trade compute for memory."})
     gradient_checkpointing: bool | None = field(default=None, metadata={"help": "Deprecated alias."})
-    push_to_hub_model_card: bool = field(default=True, metadata={"help": "Write a README.md model card on save."})
 
     def __post_init__(self) -> None:
         if self.loss_mode not in LOSS_MODES:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from openchat_hf.folder_info import model_type_of, write_folder_info
 from openchat_hf.model_types import get_model_type
 from openchat_hf.templates import eot_token_id, setup_tokenizer
 from openchat_hf.training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL_TYPE = "openchat"
-
-
-def resolve_model_type(config: Any, requested: str | None) -> str:
-    """The ``--model_type`` option, else ``config.openchat_model_type``, else ``openchat``."""
-    name = requested or getattr(config, "openchat_model_type", None) or DEFAULT_MODEL_TYPE
-    return get_model_type(name).name
 
 
 def ensure_eot(model: Any, tokenizer: Any, model_type: str) -> int:
@@ -69,6 +61,10 @@ def load_model_and_tokenizer(
 
     if not model_name_or_path:
         raise TrainingError("No model given: set model_name_or_path in the recipe or with --model_name_or_path.")
+    from openchat_hf.tokenizer_loading import check_dependencies, ensure_special_eot
+
+    if Path(model_name_or_path).is_dir():
+        check_dependencies(model_name_or_path)  # a missing package named right, before the weights load
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             model_name_or_path, revision=revision, trust_remote_code=trust_remote_code
@@ -83,17 +79,18 @@ def load_model_and_tokenizer(
         model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **kwargs)
     except OSError as err:
         raise TrainingError(f"Could not load model {model_name_or_path!r}: {err}") from err
-    name = resolve_model_type(model.config, model_type)
+    name = model_type_of(model_name_or_path, model_type, config=model.config).name
+    ensure_special_eot(tokenizer, name)  # a plain EOT token becomes special (same id), with a warning
     ensure_eot(model, tokenizer, name)
     return model, tokenizer, name
 
 
-def finalize_checkpoint(output_dir: str | Path, tokenizer: Any) -> None:
-    """Add the inline chat template beside ``chat_template.jinja`` (the checkpoint contract; TGI reads the inline)."""
-    path = Path(output_dir) / "tokenizer_config.json"
-    if not path.exists():
+def finalize_checkpoint(output_dir: str | Path, tokenizer: Any, model_type: str | None = None) -> None:
+    """Write the template copies and ``openchat_hf.json`` of a saved checkpoint (the checkpoint contract)."""
+    from openchat_hf.modeling.chat_templates import write_template_copies
+
+    if not (Path(output_dir) / "tokenizer_config.json").exists():
         return
-    config = json.loads(path.read_text(encoding="utf-8"))
-    if config.get("chat_template") != tokenizer.chat_template:
-        config["chat_template"] = tokenizer.chat_template
-        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_template_copies(output_dir, tokenizer, model_type)
+    if model_type:
+        write_folder_info(output_dir, model_type=model_type, kind="checkpoint")

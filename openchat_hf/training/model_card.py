@@ -54,7 +54,7 @@ def build_model_card(
             "---",
             f"# {model_name}",
             "",
-            f"Fine-tuned with [openchat-hf](https://github.com/) (TRL `SFTTrainer`) as model type `{model_type}`.",
+            f"Fine-tuned with openchat-hf (`pip install openchat-hf`; TRL `SFTTrainer`) as model type `{model_type}`.",
             "",
             f"- Base model: `{base_model}`",
             f"- Training data: `{dataset}`",

@@ -198,7 +198,8 @@ class OpenChatSFTTrainer(SFTTrainer):
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         super()._save(output_dir, state_dict)
         if self.processing_class is not None:
-            finalize_checkpoint(output_dir or self.args.output_dir, self.processing_class)
+            model_type = self.args.model_type or getattr(self.model.config, "openchat_model_type", None)
+            finalize_checkpoint(output_dir or self.args.output_dir, self.processing_class, model_type)
 
     # ------------------------------------------------------------------------------------------------ model card
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, **kwargs: Any) -> None:

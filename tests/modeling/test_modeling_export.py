@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from openchat_hf.cli import main
+from openchat_hf.folder_info import FolderInfoError
 from openchat_hf.model_types import EOT_TOKEN
 from openchat_hf.modeling import ModelingError, export_checkpoint
 from openchat_hf.templates import ChatTemplate
@@ -98,6 +99,7 @@ def test_exported_files(patched_llama, exported_llama):
         "config.json",
         "generation_config.json",
         "model.safetensors",
+        "openchat_hf.json",
         "special_tokens_map.json",
         "tokenizer.json",
         "tokenizer_config.json",
@@ -211,7 +213,7 @@ def test_cli_export_push_and_errors(patched_llama, tiny_llama_dir, tmp_path, fak
     assert not fake_hub.repo_exists("fake-user/other")
 
     assert main(["export", str(tiny_llama_dir), str(tmp_path / "c")]) == 2  # an unpatched base
-    assert "no openchat_model_type; pass --model-type" in capsys.readouterr().err
+    assert "does not record its model type (openchat_hf.json); pass --model-type" in capsys.readouterr().err
     with pytest.raises(ModelingError, match="openchat-hf patch"):
         export_checkpoint(tiny_llama_dir, tmp_path / "c", model_type="openchat")
     assert not (tmp_path / "c").exists()
@@ -266,6 +268,8 @@ def test_custom_training_template_is_exported_as_trained(patched_llama, tmp_path
         expected = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
         assert minijinja_render(inline, tokenizer, messages, prompt) == expected
 
-    with pytest.raises(ModelingError, match="pass the right --model-type"):
+    with pytest.raises(
+        FolderInfoError, match="for model type 'openchat_8192', not 'opencoder'; pass --model-type openchat_8192"
+    ):
         export_checkpoint(patched_llama, tmp_path / "wrong", model_type="opencoder")
     assert not (tmp_path / "wrong").exists()

@@ -70,5 +70,6 @@ def test_cli_reports_a_missing_backend_url_and_model_type(chat_model_dir, tmp_pa
     config = json.loads((plain / "config.json").read_text())
     config.pop("openchat_model_type")
     (plain / "config.json").write_text(json.dumps(config))
+    (plain / "openchat_hf.json").unlink(missing_ok=True)
     assert main(["serve", str(plain), "--port", "1"]) == 2
     assert "--model-type" in capsys.readouterr().err

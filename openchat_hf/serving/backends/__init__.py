@@ -49,11 +49,11 @@ def load_backend(
     tokenizer = load_tokenizer(path)
     config: Any = AutoConfig.from_pretrained(path)
     if backend == "tgi":
-        from openchat_hf.model_types import get_model_type
+        from openchat_hf.folder_info import model_type_of
         from openchat_hf.serving.backends.tgi import TGIBackend
 
-        name = model_type or getattr(config, "openchat_model_type", None) or "openchat"
-        return TGIBackend(backend_url, tokenizer, config, eot_token=get_model_type(name).eot_token)
+        eot_token = model_type_of(path, model_type, config=config).eot_token
+        return TGIBackend(backend_url, tokenizer, config, eot_token=eot_token)
     from openchat_hf.serving.backends.openai import OpenAIBackend
 
     return OpenAIBackend(backend_url, tokenizer, config, model=backend_model, api_key=backend_api_key)

@@ -1,6 +1,6 @@
 """The embedded backend: a local checkpoint generating on a worker thread with continuous batching and a KV cache.
 
-transformers' own ``generate_batch`` / ``ContinuousBatchingManager`` was measured first (DESIGN.md section 9): on
+transformers' own ``generate_batch`` / ``ContinuousBatchingManager`` was measured first (docs/serving.md): on
 this CPU it gave no speed-up over one-at-a-time ``generate`` for the tiny model, and it has no per-request seed, so
 this module has a small scheduler of its own: one worker thread owns the model; every step it prefills newly
 arrived requests (left-padded), merges their KV cache into the running batch, decodes one token for every running
