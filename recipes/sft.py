@@ -24,6 +24,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, TrlParser
 from trl.trainer.utils import get_quantization_config
 
+from openchat_hf.folder_info import read_folder_info
+from openchat_hf.templates import eot_token_id
 from openchat_hf.training.config import OpenChatSFTConfig, ScriptArguments
 from openchat_hf.training.data import load_sft_datasets
 from openchat_hf.training.errors import TrainingError
@@ -95,7 +97,7 @@ def main(script_args: ScriptArguments, training_args: OpenChatSFTConfig, model_a
             max_train_samples=script_args.max_train_samples,
             num_proc=training_args.dataset_num_proc,
         )
-    eot_id = tokenizer.convert_tokens_to_ids("<|end_of_turn|>")
+    eot_id = eot_token_id(tokenizer, model_type)  # the model type's EOT (<|eot_id|> for openchat_llama3)
     trainer = OpenChatSFTTrainer(
         model=model,
         args=training_args,
@@ -104,6 +106,7 @@ def main(script_args: ScriptArguments, training_args: OpenChatSFTConfig, model_a
         processing_class=tokenizer,
         peft_config=build_peft_config(model_args, model, eot_id),
     )
+    trainer.tokenization = read_folder_info(script_args.dataset_path).get("tokenization")  # recorded in checkpoints
     trainer.card_info = {
         "base_model": model_args.model_name_or_path,
         "dataset": script_args.dataset_path,

@@ -85,12 +85,18 @@ def load_model_and_tokenizer(
     return model, tokenizer, name
 
 
-def finalize_checkpoint(output_dir: str | Path, tokenizer: Any, model_type: str | None = None) -> None:
-    """Write the template copies and ``openchat_hf.json`` of a saved checkpoint (the checkpoint contract)."""
+def finalize_checkpoint(
+    output_dir: str | Path, tokenizer: Any, model_type: str | None = None, tokenization: str | None = None
+) -> None:
+    """Write the template copies and ``openchat_hf.json`` of a saved checkpoint (the checkpoint contract).
+
+    ``tokenization`` is the training data's mode (its ``openchat_hf.json``), so serving builds prompts the same way.
+    """
     from openchat_hf.modeling.chat_templates import write_template_copies
 
     if not (Path(output_dir) / "tokenizer_config.json").exists():
         return
     write_template_copies(output_dir, tokenizer, model_type)
     if model_type:
-        write_folder_info(output_dir, model_type=model_type, kind="checkpoint")
+        extra = {"tokenization": tokenization} if tokenization else {}
+        write_folder_info(output_dir, model_type=model_type, kind="checkpoint", **extra)

@@ -264,3 +264,18 @@ def test_export_of_a_segment_checkpoint_says_jinja_cannot_match(segment_checkpoi
     assert "cannot express" in note and "token ids" in note and "openchat-hf serve" in note
     assert "cannot express" in caplog.text
     assert read_folder_info(out)["tokenization"] == "segment"
+
+
+def test_checkpoint_of_segment_data_records_segment(segment_checkpoint, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from openchat_hf.folder_info import read_folder_info
+    from openchat_hf.training.model import finalize_checkpoint
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(segment_checkpoint, folder)
+    (folder / "openchat_hf.json").unlink()
+    finalize_checkpoint(folder, AutoTokenizer.from_pretrained(str(folder)), "openchat", tokenization="segment")
+    assert read_folder_info(folder)["tokenization"] == "segment"
