@@ -55,7 +55,7 @@ def test_tiny_recipe_trains_and_saves_contract_checkpoint(tiny_llama_dir, pipeli
     assert config["openchat_model_type"] == "openchat"
     tok_config = json.loads((out / "tokenizer_config.json").read_text())
     assert "<|end_of_turn|>" in tok_config["chat_template"]
-    assert "generation" not in tok_config["chat_template"]  # TGI's minijinja rejects {% generation %}
+    assert "{%- generation" not in tok_config["chat_template"]  # TGI's minijinja rejects {% generation %}
     assert "{%- generation" in (out / "chat_template.jinja").read_text()
     assert json.loads((out / "openchat_hf.json").read_text())["model_type"] == "openchat"
     from transformers import AutoTokenizer
