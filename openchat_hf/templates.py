@@ -10,6 +10,10 @@ From one :class:`~openchat_hf.model_types.ModelType` and a tokenizer, :class:`Ch
   the very same text, so ``tokenizer.apply_chat_template(messages, return_assistant_tokens_mask=True)`` gives the
   same ids and mask, and TGI / vLLM / our server prompt the model exactly as it was trained.
 
+Two tokenization modes (``tokenization=``): ``"joint"`` (the default) tokenizes the rendered text in one call, as
+above; ``"segment"`` is OpenChat v1's: BOS, each prefix, each content and each EOT tokenized on their own
+(:meth:`ChatTemplate.tokenize` only; a Jinja template cannot express it, see :data:`SEGMENT_JINJA_NOTE`).
+
 Text inside a message never becomes a special token: every special-token string in content is neutralised by a
 zero-width space after its first character (the same replacement in Python and in Jinja), and counted.
 """
@@ -27,6 +31,15 @@ from openchat_hf.errors import OpenChatError
 from openchat_hf.model_types import ROLES, ModelType, get_model_type
 
 ZERO_WIDTH_SPACE = "\u200b"
+TOKENIZATIONS = ("joint", "segment")
+SEGMENT_JINJA_NOTE = (
+    "This model was trained with OpenChat v1's segment tokenization (prefix, content and EOT tokenized separately). "
+    "A Jinja chat template cannot express that: text-prompted engines (TGI, vLLM, apply_chat_template) tokenize the "
+    "rendered text in one piece and give different ids (with a SentencePiece LLaMA tokenizer, no lone '\u2581' after "
+    "'Human:' / 'Assistant:'). Prompt such engines with token ids built by "
+    "openchat_hf.templates.ChatTemplate(model_type, tokenizer, tokenization='segment').tokenize(messages, "
+    "add_generation_prompt=True), or serve with `openchat-hf serve` (embedded backend), which does."
+)
 
 
 class TemplateError(OpenChatError, ValueError):
@@ -103,7 +116,12 @@ class ChatTemplate:
         *,
         bos_token: str | None = None,
         special_tokens: Sequence[str] = (),
+        tokenization: str = "joint",
     ) -> None:
+        if tokenization not in TOKENIZATIONS:
+            raise TemplateError(f"tokenization must be one of {', '.join(TOKENIZATIONS)}, got {tokenization!r}.")
+        self.tokenization = tokenization
+        self._plain = None  # segment mode: the tokenizer without added tokens, built on first use
         self.model_type = get_model_type(model_type)
         self.tokenizer = tokenizer
         if tokenizer is not None:
@@ -225,6 +243,8 @@ class ChatTemplate:
     ) -> list[TokenizedChat]:
         """Tokenize many conversations in one fast-tokenizer call; truncate to ``max_length`` when given."""
         tokenizer = self._require_tokenizer()
+        if self.tokenization == "segment":
+            return self._tokenize_segments(conversations, add_generation_prompt, max_length)
         rendered = [self.render(m, add_generation_prompt=add_generation_prompt) for m in conversations]
         # The Rust tokenizer directly: the same ids and offsets as `tokenizer(...)`, without per-row conversions.
         backend = tokenizer.backend_tokenizer
@@ -240,6 +260,62 @@ class ChatTemplate:
             if truncated:
                 ids, mask = ids[:max_length], mask[:max_length]
             out.append(TokenizedChat(ids, mask, r.num_neutralized, truncated))
+        return out
+
+    # ------------------------------------------------------------------------------------------ segment mode
+    def _plain_tokenizer(self) -> Any:
+        """The backend tokenizer without its added tokens and post-processor: text only, as v1's ``_tokenize``.
+
+        OpenChat v1 tokenized each segment with the slow tokenizer's ``_tokenize`` (SentencePiece ``encode`` for
+        LLaMA), which never matches special or added tokens, and looked BOS / EOT up by name.
+        """
+        if self._plain is None:
+            from tokenizers import Tokenizer
+
+            spec = json.loads(self.tokenizer.backend_tokenizer.to_str())
+            spec["added_tokens"], spec["post_processor"], spec["truncation"], spec["padding"] = [], None, None, None
+            self._plain = Tokenizer.from_str(json.dumps(spec))
+        return self._plain
+
+    def _tokenize_segments(
+        self, conversations: Sequence[Sequence[dict[str, Any]]], add_generation_prompt: bool, max_length: int | None
+    ) -> list[TokenizedChat]:
+        """OpenChat v1's ``generate_conversation_template``: ``[BOS] + (ids(prefix) + ids(content) + [EOT])`` per turn.
+
+        The mask is 1 on an assistant turn's content and EOT, 0 elsewhere (prefixes, BOS). A generation prompt ends
+        with the whole assistant prefix tokenized on its own (v1's serving did the same). System messages (v1 had
+        none in its data) follow the same rule with the system prefix. Content is tokenized as plain text, so a
+        special-token string in it can never become a special token (it is counted, never altered).
+        """
+        mt = self.model_type
+        tokenizer = self.tokenizer
+        eot = eot_token_id(tokenizer, mt)
+        head = [tokenizer.convert_tokens_to_ids(self.bos_token)] if self.bos_token else []
+        chats = [validate_messages(m) for m in conversations]
+        prefixes = {role: mt.prefix(role) for role in ROLES}
+        texts = list(prefixes.values()) + [m["content"] for chat in chats for m in chat]
+        encoded = self._plain_tokenizer().encode_batch(texts, add_special_tokens=False)
+        prefix_ids = {role: encoded[i].ids for i, role in enumerate(prefixes)}
+        position = len(prefixes)
+        out = []
+        for chat in chats:
+            ids, mask = list(head), [0] * len(head)
+            neutralized = 0
+            for message in chat:
+                content_ids = encoded[position].ids
+                position += 1
+                supervised = int(message["role"] == "assistant")
+                prefix = prefix_ids[message["role"]]
+                ids += prefix + content_ids + [eot]
+                mask += [0] * len(prefix) + [supervised] * (len(content_ids) + 1)
+                neutralized += self.neutralize(message["content"])[1] if self.special_tokens else 0
+            if add_generation_prompt:
+                ids += prefix_ids["assistant"]
+                mask += [0] * len(prefix_ids["assistant"])
+            truncated = max_length is not None and len(ids) > max_length
+            if truncated:
+                ids, mask = ids[:max_length], mask[:max_length]
+            out.append(TokenizedChat(ids, mask, neutralized, truncated))
         return out
 
     # ---------------------------------------------------------------------------------------------------- jinja
@@ -310,11 +386,12 @@ class ChatTemplate:
         ]
 
 
-def setup_tokenizer(tokenizer: Any, model_type: ModelType | str) -> ChatTemplate:
+def setup_tokenizer(tokenizer: Any, model_type: ModelType | str, tokenization: str = "joint") -> ChatTemplate:
     """Make ``tokenizer`` ready for ``model_type``: add the EOT special token, a pad token, and the chat template.
 
     Adding the same EOT token to the same base tokenizer always gives the same id, so the data pipeline and model
-    patching agree. Returns the bound :class:`ChatTemplate`.
+    patching agree. Returns the bound :class:`ChatTemplate` (in ``tokenization`` mode; the Jinja template always
+    renders the text, which only the ``"joint"`` mode tokenizes in one piece).
     """
     from tokenizers import AddedToken
 
@@ -323,7 +400,7 @@ def setup_tokenizer(tokenizer: Any, model_type: ModelType | str) -> ChatTemplate
         tokenizer.add_tokens([AddedToken(mt.eot_token, special=True, normalized=False)], special_tokens=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token or mt.eot_token
-    template = ChatTemplate(mt, tokenizer)
+    template = ChatTemplate(mt, tokenizer, tokenization=tokenization)
     tokenizer.chat_template = template.jinja()
     return template
 

@@ -104,7 +104,9 @@ def test_model_type_of_is_one_rule_for_every_kind_of_folder(tmp_path):
     assert model_type_of(base, "openchat").name == "openchat"
     with pytest.raises(FolderInfoError, match="is a llama model but model type 'opencoder' is for gpt_bigcode"):
         model_type_of(base, "opencoder")
-    with pytest.raises(FolderInfoError, match=r"pass --model-type \(for a llama model: openchat, openchat_8192\)"):
+    with pytest.raises(
+        FolderInfoError, match=r"pass --model-type \(for a llama model: openchat, openchat_8192, openchat_llama3[,)]"
+    ):
         model_type_of(base)
     (base / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     with pytest.raises(FolderInfoError, match="register a model type with family='qwen2'"):

@@ -87,6 +87,12 @@ def add_subcommands(subparsers) -> None:
         "(default 0.5)",
     )
     run.add_argument("--no-near-dedup", action="store_true", help="don't drop near-duplicate conversations")
+    run.add_argument(
+        "--tokenization",
+        choices=("joint", "segment"),
+        default="joint",
+        help="joint: one tokenization of the rendered text (default); segment: OpenChat v1's per-segment ids",
+    )
     run.set_defaults(func=_run)
 
     push = commands.add_parser(
@@ -131,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         decontaminate_benchmarks=[b for b in args.decontaminate_benchmarks if b != "none"],
         near_dedup=not args.no_near_dedup,
         near_dedup_threshold=args.near_dedup_threshold,
+        tokenization=args.tokenization,
     )
     report = run_pipeline(args.input, args.output, config)
     print(to_markdown(report))

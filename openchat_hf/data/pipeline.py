@@ -61,6 +61,7 @@ class PipelineConfig:
         blocked_words: words / phrases that drop a conversation (word-aware, case-insensitive).
         overflow: ``"truncate"`` conversations longer than the model type's context, or ``"drop"`` them.
         legacy: also write OpenChat v1's ``MODEL_TYPE.SPLIT.json`` / ``.text.json`` files.
+        tokenization: ``"joint"`` (one tokenization of the rendered text) or ``"segment"`` (OpenChat v1's ids).
         batch_size: rows per ``datasets.map`` batch.
         max_record_mb: a page or JSON record larger than this (MB) is dropped as ``too_large`` before cleaning;
             ``None``: no limit.
@@ -80,6 +81,7 @@ class PipelineConfig:
     blocked_words: Sequence[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_WORDS))
     overflow: str = "truncate"
     legacy: bool = True
+    tokenization: str = "joint"
     batch_size: int = 256
     max_record_mb: float | None = DEFAULT_MAX_RECORD_MB
     decontaminate: bool = True
@@ -93,6 +95,8 @@ class PipelineConfig:
             self.model_types = [mt.name for mt in parse_model_types(self.model_types)]
         except ModelTypeError as err:
             raise DataPipelineError(str(err)) from None
+        if self.tokenization not in ("joint", "segment"):
+            raise DataPipelineError(f"tokenization must be 'joint' or 'segment', got {self.tokenization!r}.")
         if self.overflow not in OVERFLOW_CHOICES:
             raise DataPipelineError(f"overflow must be one of {OVERFLOW_CHOICES}, got {self.overflow!r}.")
         if not 0 <= self.eval_ratio < 1:
@@ -369,7 +373,7 @@ def _convert(
 
     model_type = get_model_type(name)
     tokenizer = load_tokenizer(tokenizer_path, name)
-    template = setup_tokenizer(tokenizer, model_type)
+    template = setup_tokenizer(tokenizer, model_type, config.tokenization)
     converted = clean.map(
         convert_batch,
         batched=True,

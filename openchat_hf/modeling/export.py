@@ -181,6 +181,11 @@ def _export_full(
         _write_json(tmp / "special_tokens_map.json", {**specials, "additional_special_tokens": [mt.eot_token]})
         write_template_copies(tmp, tokenizer, mt)
         write_folder_info(tmp, **{**read_folder_info(ckpt), "model_type": mt.name, "kind": "export"})
+        if read_folder_info(ckpt).get("tokenization") == "segment":  # no Jinja template can match its ids
+            from openchat_hf.templates import SEGMENT_JINJA_NOTE
+
+            logger.warning(SEGMENT_JINJA_NOTE)
+            (tmp / "SEGMENT_TOKENIZATION.md").write_text(f"# Segment tokenization\n\n{SEGMENT_JINJA_NOTE}\n")
         for path in ckpt.iterdir():
             if path.is_file() and path.suffix == ".md" and not (tmp / path.name).exists():
                 shutil.copy2(path, tmp / path.name)

@@ -51,6 +51,16 @@ def serving_context(model_type: Any, model_config: Any, requested: int | None = 
     return min(model_type.max_length, model)
 
 
+def _tokenization(backend: Backend) -> str:
+    """The tokenization mode the checkpoint records (``openchat_hf.json``): prompts are built the way it was trained."""
+    from pathlib import Path
+
+    from openchat_hf.folder_info import read_folder_info
+
+    folder = str(getattr(backend.tokenizer, "name_or_path", "") or "")
+    return read_folder_info(folder).get("tokenization", "joint") if folder and Path(folder).is_dir() else "joint"
+
+
 class CompletionService:
     """Request handling shared by the routes (no HTTP here)."""
 
@@ -61,7 +71,7 @@ class CompletionService:
         self.backend = backend
         self.config = config
         self.model_type = get_model_type(resolve_model_type(backend, config.model_type))
-        self.template = ChatTemplate(self.model_type, backend.tokenizer)
+        self.template = ChatTemplate(self.model_type, backend.tokenizer, tokenization=_tokenization(backend))
         eot_token_id(backend.tokenizer, self.model_type)  # fail early on a tokenizer without the EOT token
         self.max_context = serving_context(self.model_type, backend.config, config.max_context)
         cap = config.max_batch_size or getattr(backend, "max_batch_size", None) or 32

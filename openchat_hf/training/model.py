@@ -66,9 +66,13 @@ def load_model_and_tokenizer(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from openchat_hf.tokenizer_loading import check_dependencies, ensure_special_eot
+
     if not model_name_or_path:
         raise TrainingError("No model given: set model_name_or_path in the recipe or with --model_name_or_path.")
     model_name_or_path = local_path_or_id(model_name_or_path)
+    if Path(model_name_or_path).is_dir():
+        check_dependencies(model_name_or_path)  # a missing package named right, before the weights load
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             model_name_or_path, revision=revision, trust_remote_code=trust_remote_code
@@ -84,16 +88,23 @@ def load_model_and_tokenizer(
     except OSError as err:
         raise TrainingError(f"Could not load model {model_name_or_path!r}: {err}") from err
     name = model_type_of(model_name_or_path, model_type, config=model.config).name
+    ensure_special_eot(tokenizer, name)  # a plain EOT token becomes special (same id), with a warning
     ensure_eot(model, tokenizer, name)
     return model, tokenizer, name
 
 
-def finalize_checkpoint(output_dir: str | Path, tokenizer: Any, model_type: str | None = None) -> None:
-    """Write the template copies and ``openchat_hf.json`` of a saved checkpoint (the checkpoint contract)."""
+def finalize_checkpoint(
+    output_dir: str | Path, tokenizer: Any, model_type: str | None = None, tokenization: str | None = None
+) -> None:
+    """Write the template copies and ``openchat_hf.json`` of a saved checkpoint (the checkpoint contract).
+
+    ``tokenization`` is the training data's mode (its ``openchat_hf.json``), so serving builds prompts the same way.
+    """
     from openchat_hf.modeling.chat_templates import write_template_copies
 
     if not (Path(output_dir) / "tokenizer_config.json").exists():
         return
     write_template_copies(output_dir, tokenizer, model_type)
     if model_type:
-        write_folder_info(output_dir, model_type=model_type, kind="checkpoint")
+        extra = {"tokenization": tokenization} if tokenization else {}
+        write_folder_info(output_dir, model_type=model_type, kind="checkpoint", **extra)

@@ -88,6 +88,8 @@ def train(script_args: Any, training_args: Any, model_args: Any, recipe: str | N
     from transformers import set_seed
     from trl.trainer.utils import get_quantization_config
 
+    from openchat_hf.folder_info import read_folder_info
+    from openchat_hf.templates import eot_token_id
     from openchat_hf.training.data import load_sft_datasets
     from openchat_hf.training.model import load_model_and_tokenizer, local_path_or_id
     from openchat_hf.training.peft_utils import build_peft_config
@@ -135,7 +137,7 @@ def train(script_args: Any, training_args: Any, model_args: Any, recipe: str | N
             max_train_samples=script_args.max_train_samples,
             num_proc=training_args.dataset_num_proc,
         )
-    eot_id = tokenizer.convert_tokens_to_ids("<|end_of_turn|>")
+    eot_id = eot_token_id(tokenizer, model_type)  # the model type's EOT (<|eot_id|> for openchat_llama3)
     trainer = OpenChatSFTTrainer(
         model=model,
         args=training_args,
@@ -144,6 +146,7 @@ def train(script_args: Any, training_args: Any, model_args: Any, recipe: str | N
         processing_class=tokenizer,
         peft_config=build_peft_config(model_args, model, eot_id),
     )
+    trainer.tokenization = read_folder_info(script_args.dataset_path).get("tokenization")  # recorded in checkpoints
     trainer.card_info = {
         "base_model": local_path_or_id(model_args.model_name_or_path),
         "dataset": script_args.dataset_path,

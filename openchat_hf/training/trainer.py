@@ -223,7 +223,12 @@ class OpenChatSFTTrainer(SFTTrainer):
             base().config.save_pretrained(output_dir or self.args.output_dir)
         if self.processing_class is not None:
             model_type = self.args.model_type or getattr(self.model.config, "openchat_model_type", None)
-            finalize_checkpoint(output_dir or self.args.output_dir, self.processing_class, model_type)
+            finalize_checkpoint(
+                output_dir or self.args.output_dir,
+                self.processing_class,
+                model_type,
+                tokenization=getattr(self, "tokenization", None),
+            )
 
     # ------------------------------------------------------------------------------------------------ model card
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, **kwargs: Any) -> None:

@@ -90,7 +90,7 @@ def test_patch_refuses_a_model_type_of_another_architecture(tiny_llama_dir, tiny
     assert main(["patch", str(tiny_bigcode_dir), str(tmp_path / "b"), "--model-type", "openchat"]) == 2
     assert "use --model-type opencoder" in capsys.readouterr().err
     assert main(["patch", str(tiny_llama_dir), str(tmp_path / "c")]) == 2
-    assert "pass --model-type (for a llama model: openchat, openchat_8192)" in capsys.readouterr().err
+    assert "pass --model-type (for a llama model: openchat, openchat_8192, openchat_llama3" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_wrong_model_type(tiny_chat_dir, tmp_path, capsys):
