@@ -128,6 +128,8 @@ def train_once(mode: str, args, rows, tokenizer, state_dict, tmp: str) -> dict:
             "length-grouped": {"padding_free": False, "train_sampling_strategy": "group_by_length"},
             "padding-free": {"padding_free": True, "max_tokens_per_batch": args.budget},
         }[mode]
+        if "max_tokens_per_batch" in extra:  # the token budget makes the micro-batches
+            common = {k: v for k, v in common.items() if k != "per_device_train_batch_size"}
         trainer = OpenChatSFTTrainer(
             model=model,
             args=OpenChatSFTConfig(**common, **extra),
