@@ -128,6 +128,8 @@ def train_once(mode: str, args, rows, tokenizer, state_dict, tmp: str) -> dict:
             "length-grouped": {"padding_free": False, "train_sampling_strategy": "group_by_length"},
             "padding-free": {"padding_free": True, "max_tokens_per_batch": args.budget},
         }[mode]
+        if "max_tokens_per_batch" in extra:  # the token budget makes the micro-batches
+            common = {k: v for k, v in common.items() if k != "per_device_train_batch_size"}
         trainer = OpenChatSFTTrainer(
             model=model,
             args=OpenChatSFTConfig(**common, **extra),
@@ -145,7 +147,7 @@ def train_once(mode: str, args, rows, tokenizer, state_dict, tmp: str) -> dict:
     seconds = time.perf_counter() - start
     tokens = sum(r["length"] for r in rows)
     steps = trainer.state.global_step
-    slots = _token_slots(trainer)
+    slots = _token_slots(trainer, args.budget)
     out = {"mode": mode, "seconds": seconds, "tokens_per_s": tokens / seconds, "steps": steps, "fill": tokens / slots}
     if args.gpu:
         out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -157,9 +159,12 @@ def train_once(mode: str, args, rows, tokenizer, state_dict, tmp: str) -> dict:
     return out
 
 
-def _token_slots(trainer) -> int:
-    """Token positions of one epoch of the trainer's micro-batches (padding included)."""
-    return sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())
+def _token_slots(trainer, budget: int) -> int:
+    """Token slots of one epoch of micro-batches: padded positions, or the budget of each padding-free row."""
+    return sum(
+        batch["input_ids"].numel() if "attention_mask" in batch else max(batch["input_ids"].numel(), budget)
+        for batch in trainer.get_train_dataloader()
+    )
 
 
 def model_flops(config, rows) -> float:

@@ -12,6 +12,7 @@ __all__ = [
     "TrainingError",
     "load_model_and_tokenizer",
     "load_sft_datasets",
+    "train",
 ]
 
 _LAZY = {
@@ -23,6 +24,7 @@ _LAZY = {
     "TrainingError": "openchat_hf.training.errors",
     "load_model_and_tokenizer": "openchat_hf.training.model",
     "load_sft_datasets": "openchat_hf.training.data",
+    "train": "openchat_hf.training.sft",
 }
 
 

@@ -52,7 +52,7 @@ def test_sft_script_reports_bad_data_in_one_line(patched_tiny, tmp_path):
     result = subprocess.run(
         [sys.executable, str(SFT_SCRIPT), "--config", str(TINY_RECIPE), "--model_name_or_path", str(patched_tiny),
          "--dataset_path", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("sft.py: error: Dataset path")

@@ -23,12 +23,13 @@ def test_wheel_in_a_fresh_venv_trains_the_packaged_tiny_recipe(tiny_llama_dir, p
           str(REPO_ROOT)], timeout=600)  # fmt: skip
     wheel = next(dist.glob("openchat_hf-*.whl"))
     _run([sys.executable, "-m", "venv", str(venv)], timeout=300)  # no --system-site-packages
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    # torch 2.13.0 CPU (pip's find-links on this machine); the rest from the registry, pip's cache makes reruns fast
-    _run([*pip, "torch==2.13.0", f"{wheel}[train]"], timeout=1500)
+    # nothing of the clone or the dev venv may leak in (PYTHONPATH would show the clone's egg-info as installed)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PATH=f"{venv / 'bin'}:{env.get('PATH', '')}")
     elsewhere.mkdir()
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    # torch 2.13.0 CPU (pip's find-links on this machine); the rest from the registry, pip's cache makes reruns fast
+    _run([*pip, "torch==2.13.0", f"{wheel}[train]"], cwd=elsewhere, env=env, timeout=1500)
     where = _run([str(venv / "bin" / "python"), "-c", "import openchat_hf, torch; print(openchat_hf.__file__, "
                   "torch.__version__)"], cwd=elsewhere, env=env, timeout=120)  # fmt: skip
     assert where.stdout.startswith(str(venv)) and "2.13.0" in where.stdout
