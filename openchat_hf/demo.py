@@ -277,6 +277,7 @@ def run_demo(
         text = reply.choices[0].message.content
         print(f"model {model_name!r} answered ({reply.usage.completion_tokens} tokens): {text!r}")
         summary["completion"] = text
+        summary["completion_tokens"] = reply.usage.completion_tokens
         summary["served_model"] = model_name
 
         _say(f"{next(step)}/{total} Evaluate: Vicuna-bench answers -> pairwise judge (EC + BPC) -> report")

@@ -15,7 +15,7 @@ PART_DEPENDENCIES: dict[str, set[str]] = {
     "data": set(),
     "modeling": set(),
     "training": {"modeling"},
-    "serving": set(),
+    "serving": {"modeling"},  # modeling.context.context_length: one source for the served context
     "evaluation": set(),
     "visualization": {"data", "evaluation"},  # reads their output formats
 }

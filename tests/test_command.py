@@ -7,7 +7,7 @@ import sys
 
 from openchat_hf.cli import COMMAND_MODULES, build_parser, main
 
-EXPECTED = ["data", "patch", "export", "serve", "eval", "visualize", "demo", "assets"]
+EXPECTED = ["data", "patch", "export", "train", "serve", "eval", "visualize", "demo", "assets"]
 
 
 def test_help_lists_every_subcommand_with_help_text():
@@ -20,7 +20,7 @@ def test_help_lists_every_subcommand_with_help_text():
     assert set(EXPECTED) <= set(sub.choices)
     helps = {a.dest: a.help for a in sub._choices_actions}
     assert all(helps.get(name) for name in EXPECTED), helps
-    assert len(COMMAND_MODULES) == 7
+    assert len(COMMAND_MODULES) == 8  # each module adds one or more of EXPECTED
 
 
 def test_unknown_model_type_is_a_one_line_error(tmp_path, capsys):

@@ -49,7 +49,8 @@ def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
     assert isinstance(json.loads((exported / "generation_config.json").read_text())["eos_token_id"], list)
     # 5. the served model answered through the openai client.
     assert summary["served_model"] == SERVED_MODEL_NAME
-    assert isinstance(summary["completion"], str) and summary["completion"].strip()
+    # (the tiny random-init model may answer only whitespace: count its tokens, not its words)
+    assert isinstance(summary["completion"], str) and summary["completion_tokens"] > 0
     assert f"model {SERVED_MODEL_NAME!r} answered" in first.stdout
     # 6. an evaluation report that says the tiny judge is meaningless.
     eval_report = json.loads((Path(summary["eval"]["report_dir"]) / "report.json").read_text())

@@ -144,6 +144,8 @@ def test_real_markdown_answer_that_is_an_html_page_survives_the_pipeline(tmp_pat
         {"id": "b", "conversations": [{"from": "human", "value": "Make it red."}, {"from": "gpt", "value": fenced}]},
     ]
     write_dump(tmp_path / "dump.json", rows)
-    run_pipeline(tmp_path / "dump.json", tmp_path / "out", PipelineConfig(filter_models=[]))
+    run_pipeline(
+        tmp_path / "dump.json", tmp_path / "out", PipelineConfig(filter_models=[], near_dedup=False)
+    )  # the second answer quotes the first
     clean = datasets.load_from_disk(str(tmp_path / "out" / "clean"))
     assert [row["messages"][1]["content"] for row in clean] == [page.strip(), fenced.strip()]

@@ -25,7 +25,9 @@ def trained_dirs(tiny_chat_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("wiring")
     run_pipeline(
-        SAMPLE_SHAREGPT_DIR, root / "data", PipelineConfig(model_types="openchat", tokenizer=str(tiny_chat_dir))
+        SAMPLE_SHAREGPT_DIR,
+        root / "data",
+        PipelineConfig(model_types="openchat", tokenizer=str(tiny_chat_dir), decontaminate=False),
     )
     model, tokenizer, name = load_model_and_tokenizer(str(tiny_chat_dir), dtype="float32")
     train, _ = load_sft_datasets(str(root / "data" / "openchat"), tokenizer, name)
