@@ -359,13 +359,16 @@ def eval_commands(
     judge_model = judge_model or f"${{OPENCHAT_JUDGE_MODEL:-{name}}}"
     # The demo's own model as judge: keep its reviews short and don't retry those that do not parse.
     judge_extra = ["--max-tokens", "32" if plan.tiny else "384", "--parse-retries", "0"]
+    # CPU generation of a few hundred tokens can take minutes on a busy machine: a timed-out request would be
+    # cancelled by the server and retried from scratch, so give each one time to finish.
+    patience = [] if plan.tiny else ["--timeout", "900"]
     return {
         "answers": ["openchat-hf", "eval", "answers", "--bench", "vicuna", "--base-url", "http://127.0.0.1:18888/v1",
                     "--model", name, "--out", f"{d}/eval/answers", "--question-ids", *ids,
-                    "--max-tokens", str(plan.answer_tokens), "--temperature", "0"],
+                    "--max-tokens", str(plan.answer_tokens), "--temperature", "0", *patience],
         "judge": ["openchat-hf", "eval", "judge", "--answers", f"{d}/eval/answers/{name}.jsonl", "--baseline", "gpt35",
                   "--judge-base-url", judge_url, "--judge-model", judge_model, "--out", f"{d}/eval/judge",
-                  "--question-ids", *ids, *judge_extra],
+                  "--question-ids", *ids, *judge_extra, *patience],
         "report": ["openchat-hf", "eval", "report", f"{d}/eval/judge", "--out", f"{d}/eval/report",
                    *(["--note", note] if note else [])],
     }  # fmt: skip
