@@ -313,10 +313,10 @@ def run_demo(
 def _print_before_after(before: dict, after: dict) -> None:
     n = after["eot_stop"]["prompts"]
     print("\nTraining did this (held-out data that training never saw):")
-    print(f"  {'':<44} {'before':>8} {'after':>8}")
-    print(f"  {'eval loss per supervised token':<44} {before['eval_loss']:>8.3f} {after['eval_loss']:>8.3f}")
+    print(f"  {'':<52} {'before':>8} {'after':>8}")
+    print(f"  {'eval loss per supervised token':<52} {before['eval_loss']:>8.3f} {after['eval_loss']:>8.3f}")
     label = f"greedy answers ending with <|end_of_turn|> (of {n})"
-    print(f"  {label:<44} {before['eot_stop']['share']:>8.0%} {after['eot_stop']['share']:>8.0%}")
+    print(f"  {label:<52} {before['eot_stop']['share']:>8.0%} {after['eot_stop']['share']:>8.0%}")
 
 
 def _evaluate(
