@@ -241,16 +241,7 @@ async def agrade(config: GradeConfig) -> GradeResult:  # noqa: C901
 async def _grade_jobs(config: GradeConfig, spec: Protocol, settings: dict, jobs, out_dir: Path, result) -> None:
     cache = JudgeCache(config.cache_path or out_dir / "cache.jsonl")
     client = make_client(config.endpoint)
-    reviewer = Reviewer(
-        client,
-        config.endpoint,
-        cache,
-        settings["temperature"],
-        settings["max_tokens"],
-        settings["parse_retries"],
-        config.concurrency,
-        json_mode=settings["json_mode"],
-    )
+    reviewer = Reviewer.from_settings(client, config.endpoint, cache, settings, config.concurrency)
     result.stats = reviewer.stats
 
     async def one(job):

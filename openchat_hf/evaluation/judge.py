@@ -478,16 +478,7 @@ async def ajudge(config: JudgeConfig, dry_run: bool = False, on_estimate=None) -
     done = {str(row["question_id"]) for row in rows}
     todo = [q for q in usable if str(q.question_id) not in done]
     cache = JudgeCache(config.cache_path or out_dir / "cache.jsonl")
-    reviewer = Reviewer(
-        None,
-        config.endpoint,
-        cache,
-        settings["temperature"],
-        settings["max_tokens"],
-        settings["parse_retries"],
-        config.concurrency,
-        json_mode=settings["json_mode"],
-    )
+    reviewer = Reviewer.from_settings(None, config.endpoint, cache, settings, config.concurrency)
     result = JudgeResult(
         out_dir=out_dir,
         estimate=estimate(todo, model, baseline, reviewer, config),

@@ -87,6 +87,22 @@ class Reviewer:
     def __post_init__(self):
         self._semaphore = asyncio.Semaphore(self.concurrency)
 
+    @classmethod
+    def from_settings(
+        cls, client: Any, endpoint: EndpointConfig, cache: JudgeCache, settings: dict, concurrency: int
+    ) -> Reviewer:
+        """A reviewer with the sampling settings a judge / grade run records in its ``meta.json``."""
+        return cls(
+            client,
+            endpoint,
+            cache,
+            settings["temperature"],
+            settings["max_tokens"],
+            settings["parse_retries"],
+            concurrency,
+            json_mode=settings["json_mode"],
+        )
+
     def probe_key(self) -> str:
         return "probe:" + request_key({"base_url": self.endpoint.base_url, "model": self.endpoint.model})
 
