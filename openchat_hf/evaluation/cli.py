@@ -106,28 +106,40 @@ def cmd_answers(args) -> int:
     return 0
 
 
-def cmd_judge(args) -> int:
-    from openchat_hf.evaluation.judge import JudgeConfig, format_estimate, run_judge
-
-    config = JudgeConfig(
+def _review_settings(args) -> dict:
+    """The settings ``eval judge`` and ``eval grade`` share (one reading of their common arguments)."""
+    return dict(
         answers=args.answers,
-        baseline=args.baseline,
         endpoint=_endpoint(args, "judge"),
         out_dir=args.out,
         bench=args.bench,
         questions_path=args.questions,
         protocol=args.protocol,
-        samples=args.samples,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         parse_retries=args.parse_retries,
-        aggregation=args.aggregation,
         json_mode=args.json_verdicts,
         redo_stale=args.redo_stale,
         concurrency=args.concurrency,
         limit=args.limit,
         question_ids=args.question_ids,
         cache_path=args.cache,
+    )
+
+
+def _rerun_hint(failures, what: str) -> int:
+    """Exit status of a run: 1 with a hint to rerun when some items hit endpoint errors (they are resumable)."""
+    if failures:
+        print(f"{len(failures)} {what} hit endpoint errors; run the same command again to finish", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_judge(args) -> int:
+    from openchat_hf.evaluation.judge import JudgeConfig, format_estimate, run_judge
+
+    config = JudgeConfig(
+        baseline=args.baseline, samples=args.samples, aggregation=args.aggregation, **_review_settings(args)
     )
     result = run_judge(
         config,
@@ -144,35 +156,13 @@ def cmd_judge(args) -> int:
         f"{stats.cache_hits} from cache, {stats.prompt_tokens + stats.completion_tokens:,} tokens; "
         f"{result.failed_reviews} reviews unparseable (recorded, not scored)"
     )
-    if result.endpoint_failures:
-        print(
-            f"{len(result.endpoint_failures)} questions hit endpoint errors; run the same command again to finish",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return _rerun_hint(result.endpoint_failures, "questions")
 
 
 def cmd_grade(args) -> int:
     from openchat_hf.evaluation.grade import GradeConfig, run_grade
 
-    config = GradeConfig(
-        answers=args.answers,
-        endpoint=_endpoint(args, "judge"),
-        out_dir=args.out,
-        bench=args.bench,
-        questions_path=args.questions,
-        protocol=args.protocol,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        parse_retries=args.parse_retries,
-        json_mode=args.json_verdicts,
-        redo_stale=args.redo_stale,
-        concurrency=args.concurrency,
-        limit=args.limit,
-        question_ids=args.question_ids,
-        cache_path=args.cache,
-    )
+    config = GradeConfig(**_review_settings(args))
     result = run_grade(config)
     if result.fastchat_file:
         print(f"FastChat format: {result.fastchat_file} (show_result.py --input-file reads it)")
@@ -180,13 +170,7 @@ def cmd_grade(args) -> int:
         f"{result.out_dir}: {result.graded} answers graded, {result.skipped} already there; {result.stats.calls} "
         f"calls, {result.stats.cache_hits} from cache; {result.failed_ratings} ratings unparseable"
     )
-    if result.endpoint_failures:
-        print(
-            f"{len(result.endpoint_failures)} answers hit endpoint errors; run the same command again to finish",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return _rerun_hint(result.endpoint_failures, "answers")
 
 
 def cmd_report(args) -> int:
