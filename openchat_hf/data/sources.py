@@ -148,6 +148,20 @@ def _record(
     }
 
 
+_TAG_RE = re.compile(r"<[^>]*>")
+
+
+def filtered_record(record: dict, reason: str) -> dict:
+    """``record`` dropped by the model filter before cleaning: ``error`` is the filter's ``reason``, ``detail`` the
+    model and the start of the first user turn (tags stripped, entities decoded), and the turns are not kept."""
+    import html
+
+    first = next((t["value"] for t in record["turns"] if str(t["from"]).strip().lower() in ("human", "user")), "")
+    first = html.unescape(_TAG_RE.sub(" ", first[: 4 * DETAIL_CHARS]))
+    detail = f"model: {record['model'].strip() or '(none)'}; {first}"
+    return {**record, "turns": [], "error": reason, "detail": " ".join(detail.split())[:DETAIL_CHARS]}
+
+
 def _shape_detail(obj: Any, what: str) -> str:
     try:
         shown = json.dumps(obj, ensure_ascii=False)[:DETAIL_CHARS]
