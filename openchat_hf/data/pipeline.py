@@ -146,8 +146,8 @@ def run_pipeline(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     tokenizer_paths = parse_tokenizer_spec(config.tokenizer, config.model_types)
-    for name, path in tokenizer_paths.items():  # load and check every tokenizer before any work
-        load_tokenizer(path, name)
+    # Load and check every tokenizer before any work (the convert step uses these very objects).
+    tokenizers = {name: load_tokenizer(path, name) for name, path in tokenizer_paths.items()}
     decontaminator = (
         build_decontaminator(config.decontaminate_against, bundled=config.decontaminate_benchmarks)
         if config.decontaminate
@@ -237,7 +237,7 @@ def run_pipeline(
             has_id = cleaned.select(kept_indices)["has_id"]
             for name in config.model_types:
                 report["model_types"][name] = _convert(
-                    clean, has_id, name, tokenizer_paths[name], train_idx, eval_idx, output_dir, config, num_proc, log
+                    clean, has_id, name, tokenizer_paths[name], tokenizers.pop(name), train_idx, eval_idx, output_dir, config, num_proc, log
                 )
     finally:
         log.close()
@@ -367,7 +367,7 @@ def _outcome_messages(report: dict[str, Any], config: PipelineConfig) -> list[st
 
 
 def _convert(
-    clean, has_id, name, tokenizer_path, train_idx, eval_idx, output_dir, config, num_proc, log
+    clean, has_id, name, tokenizer_path, tokenizer, train_idx, eval_idx, output_dir, config, num_proc, log
 ) -> dict[str, Any]:
     import datasets
 
@@ -375,7 +375,6 @@ def _convert(
     from openchat_hf.templates import setup_tokenizer
 
     model_type = get_model_type(name)
-    tokenizer = load_tokenizer(tokenizer_path, name)
     template = setup_tokenizer(tokenizer, model_type, config.tokenization)
     converted = clean.map(
         convert_batch,
