@@ -322,10 +322,14 @@ def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> Non
 
     logging.disable(logging.INFO)
     start = time.perf_counter()
+    meter = StepMeter()
+    if num_proc == 1:  # CPU per step (the wrappers see this process only)
+        meter.install()
     with AnonMemorySampler() as sampler:
         config = PipelineConfig(model_types="openchat", tokenizer=tokenizer, num_proc=num_proc)
         report = run_pipeline(corpus, out, config)
     seconds = time.perf_counter() - start
+    meter.stop()
     cpu, rss = _usage()
     mt = report["model_types"]["openchat"]
     print(
@@ -339,6 +343,7 @@ def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> Non
                 "peak_rss_mb": rss,
                 "peak_anon_mb": sampler.peak / 2**20,
                 "tokens": mt["tokens"]["train"] + mt["tokens"]["eval"],
+                "step_cpu": meter.cpu,
             }
         )
     )
@@ -433,6 +438,8 @@ class StepMeter:
         "near_dedup_step": "near-dedup",
         "_write_duplicate_ids": "dedup (exact) + drop log",
         "write_report": "report",
+        "load_tokenizer": "load + check tokenizer",
+        "write_legacy_split": "convert: legacy JSON files",
     }
 
     def __init__(self) -> None:
@@ -492,11 +499,13 @@ class StepMeter:
 
         datasets.Dataset.map = labelled_map
         self._wrap(datasets.Dataset, "save_to_disk", "write clean dataset")
+        self._wrap(datasets.DatasetDict, "save_to_disk", "convert: write tokenized dataset")
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def run_scale_worker(n: int, folder: str) -> None:
@@ -585,6 +594,11 @@ def compare_table(n: int, workdir: Path, num_proc: int) -> None:
             f"| {label} | {r['kept']} | {r['tokens']} | {r['cpu_seconds']:.1f} | {r['seconds']:.1f} | "
             f"{r['peak_rss_mb']:.0f} | **{base / r['cpu_seconds']:.2f}x** |"
         )
+    ours = rows[1][1]
+    print("\nOurs, one process, CPU per step (the rest: imports, the builder's set-up, selecting rows, the report):\n")
+    print("| step | CPU s | share |\n| --- | ---: | ---: |")
+    for label, cpu in [*ours["step_cpu"].items(), ("rest", ours["cpu_seconds"] - sum(ours["step_cpu"].values()))]:
+        print(f"| {label} | {cpu:.2f} | {100 * cpu / ours['cpu_seconds']:.0f} % |")
 
 
 def planted_table(n_base: int = 2000, seed: int = 0) -> None:
