@@ -237,7 +237,17 @@ def run_pipeline(
             has_id = cleaned.select(kept_indices)["has_id"]
             for name in config.model_types:
                 report["model_types"][name] = _convert(
-                    clean, has_id, name, tokenizer_paths[name], tokenizers.pop(name), train_idx, eval_idx, output_dir, config, num_proc, log
+                    clean,
+                    has_id,
+                    name,
+                    tokenizer_paths[name],
+                    tokenizers.pop(name),
+                    train_idx,
+                    eval_idx,
+                    output_dir,
+                    config,
+                    num_proc,
+                    log,
                 )
     finally:
         log.close()
