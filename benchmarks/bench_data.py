@@ -278,7 +278,8 @@ def run_baseline(files: list[str], spm_model: Path, num_proc: int, out_dir: Path
 # ------------------------------------------------------------------------------------------------------- ours
 class AnonMemorySampler:
     """Peak anonymous memory (``Pss_Anon``: copy-on-write pages of forked workers split, not double-counted) of
-    this process tree, sampled every 50 ms.
+    this process tree, sampled every 0.5 s (one sample
+    costs ~5 ms of CPU: at 20 Hz it added ~10 % to the CPU time of the process it measured).
 
     RSS also counts the pages of the memory-mapped Arrow files that were read, which grows with the corpus but is
     page cache the kernel can drop; the anonymous part is what the pipeline itself holds.
@@ -295,7 +296,7 @@ class AnonMemorySampler:
         import psutil
 
         me = psutil.Process()
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.5):
             total = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
@@ -322,10 +323,14 @@ def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> Non
 
     logging.disable(logging.INFO)
     start = time.perf_counter()
+    meter = StepMeter()
+    if num_proc == 1:  # CPU per step (the wrappers see this process only)
+        meter.install()
     with AnonMemorySampler() as sampler:
         config = PipelineConfig(model_types="openchat", tokenizer=tokenizer, num_proc=num_proc)
         report = run_pipeline(corpus, out, config)
     seconds = time.perf_counter() - start
+    meter.stop()
     cpu, rss = _usage()
     mt = report["model_types"]["openchat"]
     print(
@@ -339,6 +344,7 @@ def run_ours_worker(corpus: str, out: str, tokenizer: str, num_proc: int) -> Non
                 "peak_rss_mb": rss,
                 "peak_anon_mb": sampler.peak / 2**20,
                 "tokens": mt["tokens"]["train"] + mt["tokens"]["eval"],
+                "step_cpu": meter.cpu,
             }
         )
     )
@@ -396,6 +402,204 @@ def run_dedup_worker(n: int, seed: int = 0) -> None:
             }
         )
     )
+
+
+def write_scale_dump(path: Path, n: int, seed: int = 0, other_model_rate: float = 0.1) -> dict:
+    """A ShareGPT JSON Lines dump of ``n`` synthetic conversations (:func:`openchat_hf.data.planted.iter_synthetic`:
+    2 % near-duplicates, 0.1 % pasted benchmark prompts), answers rendered to ChatGPT's HTML, ``other_model_rate``
+    of them labelled GPT-3.5 (dropped by the default model filter)."""
+    from openchat_hf.data.planted import iter_synthetic
+
+    rng = random.Random(seed + 1)
+    size = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for i, messages in enumerate(iter_synthetic(n, seed)):
+            turns = [
+                {"from": "human", "value": html.escape(m["content"], quote=False)}
+                if m["role"] == "user"
+                else {"from": "gpt", "value": markdown_to_chatgpt_html(m["content"])}
+                for m in messages
+            ]
+            model = GPT35 if rng.random() < other_model_rate else GPT4
+            line = json.dumps({"id": f"s{i:07d}", "model": model, "conversations": turns}, ensure_ascii=False)
+            size += len(line) + 1
+            f.write(line + "\n")
+    return {"conversations": n, "mb": size / 1e6}
+
+
+class StepMeter:
+    """CPU seconds and peak anonymous memory (``Pss_Anon``, sampled every 0.5 s) of each pipeline step, by
+    wrapping the step functions of :mod:`openchat_hf.data.pipeline` (measurement only: the steps run unchanged)."""
+
+    STEPS = {
+        "discover_inputs": "read: find files",
+        "build_decontaminator": "decontaminate: index prompts",
+        "decontaminate_step": "decontaminate",
+        "_dedup_and_filter": "dedup (exact) + drop log",
+        "near_dedup_step": "near-dedup",
+        "_write_duplicate_ids": "dedup (exact) + drop log",
+        "write_report": "report",
+        "load_tokenizer": "load + check tokenizer",
+        "write_legacy_split": "convert: legacy JSON files",
+    }
+
+    def __init__(self) -> None:
+        import threading
+
+        self.cpu: dict[str, float] = {}
+        self.peak: dict[str, float] = {}
+        self.current = "start-up"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _anon_mb(self) -> float:
+        with open("/proc/self/smaps_rollup") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Pss_Anon:")) / 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            label = self.current
+            self.peak[label] = max(self.peak.get(label, 0.0), self._anon_mb())
+
+    def _wrap(self, owner, name: str, label: str) -> None:
+        f = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            outer, self.current = self.current, label
+            t = time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - t
+                self.peak[label] = max(self.peak.get(label, 0.0), self._anon_mb())
+                self.current = outer
+
+        setattr(owner, name, timed)
+
+    def install(self) -> None:
+        import datasets
+
+        import openchat_hf.data.pipeline as pipeline
+        from openchat_hf.data.builder import ShareGPTBuilder
+
+        for name, label in self.STEPS.items():
+            self._wrap(pipeline, name, label)
+        self._wrap(ShareGPTBuilder, "download_and_prepare", "read: records -> Arrow (+ model filter)")
+        map_labels = iter(("clean", "convert"))
+        original_map = datasets.Dataset.map
+
+        def labelled_map(ds, function, *args, **kwargs):
+            label = kwargs.get("desc") or next(map_labels)
+            outer, self.current = self.current, label
+            t = time.process_time()
+            try:
+                return original_map(ds, function, *args, **kwargs)
+            finally:
+                self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - t
+                self.current = outer
+
+        datasets.Dataset.map = labelled_map
+        self._wrap(datasets.Dataset, "save_to_disk", "write clean dataset")
+        self._wrap(datasets.DatasetDict, "save_to_disk", "convert: write tokenized dataset")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def run_scale_worker(n: int, folder: str) -> None:
+    """Child process: write the ``n``-conversation dump (not measured), then run the pipeline on it in this one
+    process (no tokenizer: read, model filter, clean, decontaminate, dedup, near-dedup, clean dataset, report) with
+    each step's CPU time and peak memory."""
+    import logging
+
+    from openchat_hf.data import PipelineConfig, run_pipeline
+
+    folder = Path(folder)
+    (folder / "in").mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    dump = write_scale_dump(folder / "in" / "sharegpt.jsonl", n)
+    print(f"dump: {n} conversations, {dump['mb']:.0f} MB ({time.perf_counter() - t:.0f} s to write)", flush=True)
+    logging.disable(logging.INFO)
+    meter = StepMeter()
+    meter.install()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    report = run_pipeline(folder / "in", folder / "out", PipelineConfig())
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    meter.stop()
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "conversations": n,
+                "dump_mb": dump["mb"],
+                "kept": report["kept"],
+                "steps": report["steps"],
+                "cpu_seconds": cpu,
+                "wall_seconds": wall,
+                "peak_rss_mb": _usage()[1],
+                "step_cpu": meter.cpu,
+                "step_peak_anon_mb": meter.peak,
+            }
+        )
+    )
+
+
+def scale_table(n: int, workdir: Path) -> None:
+    """The whole pipeline but convert (one process) on ``n`` synthetic conversations: CPU and memory per step."""
+    r = run_child("scale", n, workdir)
+    print(f"\nWhole pipeline without convert, {n} synthetic conversations ({r['dump_mb']:.0f} MB JSONL), one process:")
+    print(f"kept {r['kept']}; drops {json.dumps(r['steps'])}")
+    print(f"CPU {r['cpu_seconds']:.0f} s, wall {r['wall_seconds']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB\n")
+    print("| step | CPU s | peak anonymous memory MB |\n| --- | ---: | ---: |")
+    for label, cpu in r["step_cpu"].items():
+        print(f"| {label} | {cpu:.1f} | {r['step_peak_anon_mb'].get(label, 0):.0f} |")
+
+
+def compare_table(n: int, workdir: Path, num_proc: int) -> None:
+    """The 6x goal: the whole pipeline, ours vs the OpenChat v1 baseline, on the same ``n`` pages in one run, each
+    in a fresh process: CPU time (user + sys of the process and all its children) and wall time."""
+    corpus = workdir / "corpus"
+    if not (corpus / "ShareGPT").is_dir() or len(list((corpus / "ShareGPT").iterdir())) != n:
+        shutil.rmtree(corpus, ignore_errors=True)
+        make_corpus(corpus, n)
+    fast_dir, spm_model = workdir / "fast_tokenizer", workdir / "spm.model"
+    if not fast_dir.is_dir() or not spm_model.is_file():
+        fast_dir, spm_model = build_tokenizers(workdir)
+    files = sorted(str(f) for f in (corpus / "ShareGPT").iterdir())
+    files_list = workdir / "compare_files.txt"
+    files_list.write_text("\n".join(files))
+    load_before = os.getloadavg()
+    rows = [
+        (
+            f"baseline: OpenChat v1 (cleaner pool of {num_proc}, one-process converter)",
+            run_child("baseline", files_list, spm_model, num_proc),
+        )
+    ]
+    for procs in (1, num_proc):
+        out = workdir / f"compare_out_{procs}"
+        shutil.rmtree(out, ignore_errors=True)
+        label = "ours, one process (the default)" if procs == 1 else f"ours, num_proc={procs}"
+        rows.append((label, run_child("ours", corpus, out, fast_dir, procs)))
+    base = rows[0][1]["cpu_seconds"]
+    loads = " / ".join(f"{a:.1f}" for a in (*load_before[:1], *os.getloadavg()[:1]))
+    print(
+        f"\nWhole pipeline on the same {n} pages, each run in a fresh process (1-min load before / after: {loads}):\n"
+    )
+    print("| run | kept | tokens | CPU s | wall s | peak RSS MB | CPU ratio (baseline / this) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, r in rows:
+        print(
+            f"| {label} | {r['kept']} | {r['tokens']} | {r['cpu_seconds']:.1f} | {r['seconds']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | **{base / r['cpu_seconds']:.2f}x** |"
+        )
+    ours = rows[1][1]
+    print("\nOurs, one process, CPU per step (the rest: imports, the builder's set-up, selecting rows, the report):\n")
+    print("| step | CPU s | share |\n| --- | ---: | ---: |")
+    for label, cpu in [*ours["step_cpu"].items(), ("rest", ours["cpu_seconds"] - sum(ours["step_cpu"].values()))]:
+        print(f"| {label} | {cpu:.2f} | {100 * cpu / ours['cpu_seconds']:.0f} % |")
 
 
 def planted_table(n_base: int = 2000, seed: int = 0) -> None:
@@ -639,6 +843,20 @@ def main() -> None:
         metavar="N",
         help="near-dedup of N conversations per MinHash library",
     )
+    parser.add_argument(
+        "--compare",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the 6x comparison: ours vs the v1 baseline, whole pipeline, the same N pages (reused from --workdir)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the pipeline without convert on N synthetic conversations (a JSONL dump), CPU and memory per step",
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -647,6 +865,8 @@ def main() -> None:
             run_ours_worker(rest[0], rest[1], rest[2], int(rest[3]))
         elif kind == "dedup":
             run_dedup_worker(int(rest[0]))
+        elif kind == "scale":
+            run_scale_worker(int(rest[0]), rest[1])
         else:
             run_baseline_worker(rest[0], rest[1], int(rest[2]))
         return
@@ -655,6 +875,22 @@ def main() -> None:
     if args.dedup_n:
         planted_table()
         dedup_table([int(n) for n in args.dedup_n.split(",")])
+    if args.compare:
+        compare_dir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_compare-"))
+        try:
+            compare_table(args.compare, compare_dir, args.num_proc)
+        finally:
+            if not args.workdir:
+                shutil.rmtree(compare_dir, ignore_errors=True)
+        return
+    if args.scale:
+        scale_dir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_scale-"))
+        try:
+            scale_table(args.scale, scale_dir)
+        finally:
+            if not args.workdir:
+                shutil.rmtree(scale_dir, ignore_errors=True)
+        return
     if args.only_dedup:
         return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_data-"))

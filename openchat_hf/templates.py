@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,31 @@ class TokenizedChat:
     supervise_mask: list[int]
     num_neutralized: int = 0
     truncated: bool = False
+
+
+@dataclass
+class TokenizedBatch:
+    """Many conversations' ids and supervise masks as flat arrays: row ``i`` is ``ids[starts[i]:starts[i + 1]]``.
+
+    ``texts`` are the rendered texts (what the joint mode tokenizes, and the legacy ``.text.json`` files hold).
+    """
+
+    ids: np.ndarray  # int32
+    supervise_mask: np.ndarray  # int8
+    starts: np.ndarray  # int64, one more than the rows
+    num_neutralized: list[int]
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.num_neutralized)
+
+    def row(self, i: int, max_length: int | None = None) -> TokenizedChat:
+        start, end = int(self.starts[i]), int(self.starts[i + 1])
+        truncated = max_length is not None and end - start > max_length
+        if truncated:
+            end = start + max_length
+        ids, mask = self.ids[start:end].tolist(), self.supervise_mask[start:end].tolist()
+        return TokenizedChat(ids, mask, self.num_neutralized[i], truncated)
 
 
 def _literal(text: str) -> str:
@@ -242,25 +268,50 @@ class ChatTemplate:
         max_length: int | None = None,
     ) -> list[TokenizedChat]:
         """Tokenize many conversations in one fast-tokenizer call; truncate to ``max_length`` when given."""
-        tokenizer = self._require_tokenizer()
+        self._require_tokenizer()
         if self.tokenization == "segment":
             return self._tokenize_segments(conversations, add_generation_prompt, max_length)
+        batch = self.tokenize_arrays(conversations, add_generation_prompt=add_generation_prompt)
+        return [batch.row(i, max_length) for i in range(len(batch))]
+
+    def tokenize_arrays(
+        self, conversations: Sequence[Sequence[dict[str, Any]]], *, add_generation_prompt: bool = False
+    ) -> TokenizedBatch:
+        """:meth:`tokenize_batch` as flat arrays (no per-token Python objects), with the rendered texts.
+
+        The mask is transformers' ``assistant_masks`` rule: for each assistant span, 1 from the token holding its
+        first character to the token holding its last (the EOT), via ``Encoding.char_to_token``; a span whose first
+        character is in no token falls back to the offsets rule of :meth:`_mask_from_offsets` for that conversation.
+        """
+        tokenizer = self._require_tokenizer()
+        if self.tokenization == "segment":
+            chats = self._tokenize_segments(conversations, add_generation_prompt, None)
+            texts = [self.render(m, add_generation_prompt=add_generation_prompt).text for m in conversations]
+            return _batch_from_chats(chats, texts)
         rendered = [self.render(m, add_generation_prompt=add_generation_prompt) for m in conversations]
+        texts = [r.text for r in rendered]
         # The Rust tokenizer directly: the same ids and offsets as `tokenizer(...)`, without per-row conversions.
         backend = tokenizer.backend_tokenizer
         if backend.truncation is not None or backend.padding is not None:  # left over from an earlier call
             backend.no_truncation()
             backend.no_padding()
-        encodings = backend.encode_batch([r.text for r in rendered], add_special_tokens=False)
-        out = []
-        for r, encoding in zip(rendered, encodings, strict=True):
-            ids = encoding.ids
-            mask = self._mask_from_offsets(encoding.offsets, r.assistant_spans)
-            truncated = max_length is not None and len(ids) > max_length
-            if truncated:
-                ids, mask = ids[:max_length], mask[:max_length]
-            out.append(TokenizedChat(ids, mask, r.num_neutralized, truncated))
-        return out
+        encodings = backend.encode_batch(texts, add_special_tokens=False)
+        id_lists = [encoding.ids for encoding in encodings]
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        starts = np.zeros(len(id_lists) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=int(starts[-1]))
+        mask = np.zeros(len(ids), dtype=np.int8)
+        for i, (r, encoding) in enumerate(zip(rendered, encodings, strict=True)):
+            base = int(starts[i])
+            for span_start, span_end in r.assistant_spans:
+                first, last = encoding.char_to_token(span_start), encoding.char_to_token(span_end - 1)
+                if first is None or last is None:  # a character no token holds: the offsets rule, whole row
+                    row = self._mask_from_offsets(encoding.offsets, r.assistant_spans)
+                    mask[base : base + len(row)] = row
+                    break
+                mask[base + first : base + last + 1] = 1
+        return TokenizedBatch(ids, mask, starts, [r.num_neutralized for r in rendered], texts)
 
     # ------------------------------------------------------------------------------------------ segment mode
     def _plain_tokenizer(self) -> Any:
@@ -384,6 +435,15 @@ class ChatTemplate:
             "{%- endif -%}{%- endfor -%}",
             "{%- set content = oc_text.value -%}",
         ]
+
+
+def _batch_from_chats(chats: Sequence[TokenizedChat], texts: list[str]) -> TokenizedBatch:
+    lengths = [len(c.input_ids) for c in chats]
+    starts = np.zeros(len(chats) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    ids = np.fromiter(chain.from_iterable(c.input_ids for c in chats), dtype=np.int32, count=int(starts[-1]))
+    mask = np.fromiter(chain.from_iterable(c.supervise_mask for c in chats), dtype=np.int8, count=int(starts[-1]))
+    return TokenizedBatch(ids, mask, starts, [c.num_neutralized for c in chats], texts)
 
 
 def setup_tokenizer(tokenizer: Any, model_type: ModelType | str, tokenization: str = "joint") -> ChatTemplate:

@@ -126,6 +126,25 @@ def ensure_special_eot(tokenizer: Any, model_type: Any, *, require: bool = False
     return token_id
 
 
+_GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _generic_tokenizer_folder(folder: Path) -> bool:
+    """Whether ``AutoTokenizer`` would load ``folder`` as the generic ``TokenizersBackend``: a tokenizer-only folder
+    (no ``config.json`` whose model type could pick another class) with a ``tokenizer.json``, no ``auto_map`` and a
+    generic ``tokenizer_class``. Such a folder is loaded without importing ``AutoTokenizer``, whose module imports
+    torch (~3 s of CPU in a process that needs no torch, e.g. ``data run``)."""
+    import json
+
+    if not (folder / "tokenizer.json").is_file() or (folder / "config.json").exists():
+        return False
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "auto_map" not in config and config.get("tokenizer_class") in _GENERIC_CLASSES
+
+
 def load_tokenizer(
     path: str | Path,
     model_type: Any = None,
@@ -138,15 +157,17 @@ def load_tokenizer(
     ``path`` is a local folder, or a Hub id already in the local cache. With ``model_type``, its EOT is made special
     when it is a plain token (with a warning); ``require_eot=True`` also requires it to be present.
     """
-    from transformers import AutoTokenizer
-
     local = Path(path).is_dir()
     if local:
         check_dependencies(path)
     elif local_files_only or Path(path).exists():
         raise TokenizerLoadError(path, "no such folder")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=local_files_only)
+        if local and _generic_tokenizer_folder(Path(path)):
+            from transformers import TokenizersBackend as loader
+        else:
+            from transformers import AutoTokenizer as loader
+        tokenizer = loader.from_pretrained(str(path), local_files_only=local_files_only)
     except Exception as err:  # noqa: BLE001 - transformers raises many types here
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TokenizerLoadError(path, f"{type(err).__name__}: {message}") from err

@@ -73,12 +73,6 @@ def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list
     return sorted(perm[n_eval:].tolist()), sorted(perm[:n_eval].tolist())
 
 
-def _drop_reason(length: int, supervise_mask: list[int], max_length: int) -> str:
-    if length > max_length:
-        return TOO_LONG
-    return "" if 1 in supervise_mask else NO_SUPERVISED_TOKENS
-
-
 def converted_schema() -> pa.Schema:
     """Arrow schema of :func:`convert_batch`'s output (ids as int32, mask as int8)."""
     return pa.schema(
@@ -131,34 +125,52 @@ def convert_batch(
     ``max_length + CUT_MARGIN_TOKENS`` tokens is tokenized again uncut). Special-token strings are counted in what
     is tokenized.
 
-    Returns an Arrow table (built by Arrow's C++ converters), which ``datasets`` writes as is instead of checking and
-    casting every token id in Python.
+    The template gives flat NumPy arrays (:meth:`~openchat_hf.templates.ChatTemplate.tokenize_arrays`), and the
+    result is an Arrow table built from them without a Python object per token, which ``datasets`` writes as is.
     """
     budget = (max_length + CUT_MARGIN_TOKENS) * max_token_chars(template.tokenizer)
     conversations, cut = zip(*(cut_messages(m, budget) for m in batch["messages"])) if batch["messages"] else ((), ())
-    chats = template.tokenize_batch(list(conversations))
-    conversations = list(conversations)
-    for i in [i for i, c in enumerate(cut) if c and len(chats[i].input_ids) < max_length + CUT_MARGIN_TOKENS]:
-        logger.debug("A cut conversation gave too few tokens; tokenizing it whole.")
-        conversations[i] = batch["messages"][i]
-        chats[i] = template.tokenize(conversations[i])
-    ids, masks, lengths, truncated = [], [], [], []
-    for chat in chats:
-        over = len(chat.input_ids) > max_length
-        keep = max_length if over and overflow == "truncate" else None
-        ids.append(chat.input_ids[:keep])
-        masks.append(chat.supervise_mask[:keep])
-        lengths.append(len(ids[-1]))
-        truncated.append(over and keep is not None)
-    reasons = [_drop_reason(length, mask, max_length) for length, mask in zip(lengths, masks)]
-    texts = [template.render(m).text if with_text else "" for m in conversations]
+    tokenized = template.tokenize_arrays(list(conversations))
+    ids, mask, starts = tokenized.ids, tokenized.supervise_mask, tokenized.starts
+    texts, neutralized = list(tokenized.texts), list(tokenized.num_neutralized)
+    redo = [i for i, c in enumerate(cut) if c and starts[i + 1] - starts[i] < max_length + CUT_MARGIN_TOKENS]
+    if redo:  # a cut conversation gave too few tokens: tokenize it whole
+        logger.debug("%d cut conversation(s) gave too few tokens; tokenizing them whole.", len(redo))
+        whole = template.tokenize_arrays([batch["messages"][i] for i in redo])
+        rows = [(ids[starts[i] : starts[i + 1]], mask[starts[i] : starts[i + 1]]) for i in range(len(cut))]
+        for j, i in enumerate(redo):
+            rows[i] = (
+                whole.ids[whole.starts[j] : whole.starts[j + 1]],
+                whole.supervise_mask[whole.starts[j] : whole.starts[j + 1]],
+            )
+            texts[i], neutralized[i] = whole.texts[j], whole.num_neutralized[j]
+        ids = np.concatenate([r[0] for r in rows]) if rows else ids
+        mask = np.concatenate([r[1] for r in rows]) if rows else mask
+        starts = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r[0]) for r in rows], out=starts[1:])
+    full = np.diff(starts)
+    over = full > max_length
+    if overflow == "truncate" and over.any():  # keep each row's first max_length tokens
+        position = np.arange(len(ids)) - np.repeat(starts[:-1], full)
+        keep = position < max_length
+        ids, mask = ids[keep], mask[keep]
+        lengths = np.minimum(full, max_length)
+        starts = np.zeros(len(full) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        truncated = over
+    else:
+        lengths, truncated = full, np.zeros(len(full), dtype=bool)
+    supervised = np.add.reduceat(mask.astype(np.int64), starts[:-1]) if len(mask) else np.zeros(len(full), np.int64)
+    supervised = np.where(lengths > 0, supervised, 0)  # reduceat gives the next element for an empty row
+    reasons = np.where(lengths > max_length, TOO_LONG, np.where(supervised > 0, "", NO_SUPERVISED_TOKENS))
+    offsets = pa.array(starts.astype(np.int32))
     columns = {
-        "input_ids": ids,
-        "supervise_mask": masks,
-        "length": lengths,
-        "truncated": truncated,
-        "neutralized": [chat.num_neutralized for chat in chats],
-        "reason": reasons,
-        "text": texts,
+        "input_ids": pa.ListArray.from_arrays(offsets, pa.array(ids, type=pa.int32())),
+        "supervise_mask": pa.ListArray.from_arrays(offsets, pa.array(mask, type=pa.int8())),
+        "length": pa.array(lengths.astype(np.int32)),
+        "truncated": pa.array(truncated),
+        "neutralized": pa.array(neutralized, type=pa.int32()),
+        "reason": pa.array(reasons.tolist(), type=pa.string()),
+        "text": pa.array(texts if with_text else [""] * len(texts), type=pa.string()),
     }
     return pa.table(columns, schema=converted_schema())

@@ -14,3 +14,14 @@ def keep_model(model: str, models: Sequence[str] | None) -> bool:
     if not models:
         return True
     return model.strip() in models
+
+
+def filter_reason(model: str, models: Sequence[str] | None) -> str:
+    """``""`` when a conversation from ``model`` is kept, else why not (:data:`MODEL_FILTERED` or
+    :data:`NO_MODEL_LABEL`)."""
+    if keep_model(model, models):
+        return ""
+    return MODEL_FILTERED if model.strip() else NO_MODEL_LABEL
+
+
+FILTER_REASONS = (MODEL_FILTERED, NO_MODEL_LABEL)

@@ -23,14 +23,27 @@ def write_legacy_split(dataset, output_dir: str | Path, model_type: str, split: 
         f_ids.write(b"[")
         f_text.write(b"[")
         first = True
-        for batch in dataset.select_columns(["input_ids", "supervise_mask", "text"]).iter(batch_size=batch_size):
-            for ids, mask, text in zip(batch["input_ids"], batch["supervise_mask"], batch["text"]):
+        table = dataset.select_columns(["input_ids", "supervise_mask", "text"]).with_format("arrow")
+        for batch in table.iter(batch_size=batch_size):  # NumPy views of the Arrow buffers: no Python int per token
+            ids, masks = (_rows(batch.column(name)) for name in ("input_ids", "supervise_mask"))
+            for row_ids, row_mask, text in zip(ids, masks, batch.column("text").to_pylist()):
                 sep = b"" if first else b",\n"
-                f_ids.write(sep + orjson.dumps([ids, mask]))
+                f_ids.write(sep + orjson.dumps([row_ids, row_mask], option=orjson.OPT_SERIALIZE_NUMPY))
                 f_text.write(sep + orjson.dumps(text))
                 first = False
         f_ids.write(b"]\n")
         f_text.write(b"]\n")
+
+
+def _rows(column) -> list:
+    """The rows of an Arrow list column as NumPy slices of its flat values."""
+    import numpy as np
+    import pyarrow as pa
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    offsets = np.asarray(array.offsets)
+    values = array.values.to_numpy(zero_copy_only=False)
+    return [values[offsets[i] : offsets[i + 1]] for i in range(len(array))]
 
 
 def read_legacy_split(output_dir: str | Path, model_type: str, split: str) -> tuple[list, list[str]]:

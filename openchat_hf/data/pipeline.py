@@ -1,4 +1,5 @@
-"""The data pipeline: ShareGPT sources -> clean -> dedup -> filter -> convert per model type -> datasets + report."""
+"""The data pipeline: ShareGPT sources (filtered by model as they are read) -> clean -> decontaminate -> dedup ->
+near-dedup -> convert per model type -> datasets + report."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from openchat_hf.data.convert import (
 from openchat_hf.data.decontaminate import BUNDLED_BENCHMARKS, build_decontaminator, decontaminate_step
 from openchat_hf.data.droplog import DROP_LOG, DropLog
 from openchat_hf.data.errors import DataPipelineError
-from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, MODEL_FILTERED, NO_MODEL_LABEL, keep_model
+from openchat_hf.data.filter import DEFAULT_FILTER_MODELS, FILTER_REASONS
 from openchat_hf.data.legacy import legacy_paths, write_legacy_split
 from openchat_hf.data.near_dedup import NearDedupConfig, near_dedup_step
 from openchat_hf.data.report import STEPS, check_report, drop_examples, new_report, top_drops, write_report
@@ -145,8 +146,8 @@ def run_pipeline(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     tokenizer_paths = parse_tokenizer_spec(config.tokenizer, config.model_types)
-    for name, path in tokenizer_paths.items():  # load and check every tokenizer before any work
-        load_tokenizer(path, name)
+    # Load and check every tokenizer before any work (the convert step uses these very objects).
+    tokenizers = {name: load_tokenizer(path, name) for name, path in tokenizer_paths.items()}
     decontaminator = (
         build_decontaminator(config.decontaminate_against, bundled=config.decontaminate_benchmarks)
         if config.decontaminate
@@ -175,6 +176,8 @@ def run_pipeline(
             root=str(root),
             stage="raw",
             max_record_bytes=config.max_record_bytes,
+            filter_models=tuple(config.filter_models),
+            raw_filter=True,
         )
         builder.download_and_prepare(num_proc=num_proc if num_proc and len(files) > 1 else None)
         raw = builder.as_dataset("train")
@@ -210,7 +213,7 @@ def run_pipeline(
         if decontaminator is not None:
             contaminated, report["decontamination"] = decontaminate_step(cleaned, decontaminator)
 
-        # 4. dedup (first occurrence wins, in input order) and 5. filter by model: one sequential pass.
+        # 4. dedup (first occurrence wins, in input order; the model filter ran at read time).
         kept_indices, duplicate_ids = _dedup_and_filter(cleaned, config, log, contaminated)
 
         # 6. near-dedup: one conversation kept per cluster.
@@ -234,7 +237,17 @@ def run_pipeline(
             has_id = cleaned.select(kept_indices)["has_id"]
             for name in config.model_types:
                 report["model_types"][name] = _convert(
-                    clean, has_id, name, tokenizer_paths[name], train_idx, eval_idx, output_dir, config, num_proc, log
+                    clean,
+                    has_id,
+                    name,
+                    tokenizer_paths[name],
+                    tokenizers.pop(name),
+                    train_idx,
+                    eval_idx,
+                    output_dir,
+                    config,
+                    num_proc,
+                    log,
                 )
     finally:
         log.close()
@@ -256,7 +269,7 @@ def _model_labels(raw) -> dict[str, int]:
     """ShareGPT ``model`` labels of the readable records: ``{label: n}`` (``""``: no label), most common first."""
     counts: Counter[str] = Counter()
     for batch in raw.select_columns(["model", "error"]).iter(batch_size=10_000):
-        counts.update(m.strip() for m, e in zip(batch["model"], batch["error"]) if not e)
+        counts.update(m.strip() for m, e in zip(batch["model"], batch["error"]) if not e or e in FILTER_REASONS)
     return dict(counts.most_common())
 
 
@@ -275,18 +288,22 @@ def _check_filter_applies(labels: dict[str, int], filter_models: Sequence[str], 
 def _dedup_and_filter(
     cleaned, config: PipelineConfig, log: DropLog, contaminated: dict[int, dict]
 ) -> tuple[list[int], dict[str, list[dict]]]:
-    """Log read / clean / decontaminate drops, drop exact duplicates and filter by model; ``(kept indices,
-    duplicate ids)``."""
+    """Log read / filter / clean / decontaminate drops and drop exact duplicates; ``(kept indices, duplicate ids)``.
+
+    The model filter itself runs at read time (the builder marks the other models' records), so their pages are
+    never cleaned and exact duplicates are found among the kept model's conversations only."""
     seen: dict[str, tuple[str, str, int]] = {}  # content hash -> (id, source, index) of the kept record
     ids: dict[str, list[dict]] = {}  # own id -> kept records carrying it
     kept_indices: list[int] = []
     index = 0
-    names = ["reason", "hash", "model", "id", "has_id", "source", "index", "excerpt"]
+    names = ["reason", "hash", "id", "has_id", "source", "index", "excerpt"]
     with tqdm(total=len(cleaned), desc="dedup + filter", unit="conv") as bar:
         for batch in cleaned.select_columns(names).iter(batch_size=10_000):
-            for reason, digest, model, rid, has_id, source, pos, why in zip(*(batch[n] for n in names)):
+            for reason, digest, rid, has_id, source, pos, why in zip(*(batch[n] for n in names)):
                 where = {"source": source, "index": pos, "id": rid if has_id else None}
-                if reason:
+                if reason in FILTER_REASONS:  # filtered by model at read time, before cleaning
+                    log.add("filter", reason, **where, excerpt=why)
+                elif reason:
                     log.add("read" if reason in READ_REASONS else "clean", reason, **where, excerpt=why)
                 elif index in contaminated:
                     log.add("decontaminate", contaminated[index]["rule"], **where, **contaminated[index])
@@ -303,13 +320,9 @@ def _dedup_and_filter(
                     )
                 else:
                     seen[digest] = (where["id"], source, pos)
-                    if keep_model(model, config.filter_models):
-                        kept_indices.append(index)
-                        if has_id:
-                            ids.setdefault(rid, []).append({"source": source, "index": pos})
-                    else:
-                        reason = MODEL_FILTERED if model.strip() else NO_MODEL_LABEL
-                        log.add("filter", reason, **where, excerpt=f"model: {model.strip() or '(none)'}; {why}")
+                    kept_indices.append(index)
+                    if has_id:
+                        ids.setdefault(rid, []).append({"source": source, "index": pos})
                 index += 1
             bar.update(len(batch["reason"]))
     return kept_indices, {rid: recs for rid, recs in ids.items() if len(recs) > 1}
@@ -364,7 +377,7 @@ def _outcome_messages(report: dict[str, Any], config: PipelineConfig) -> list[st
 
 
 def _convert(
-    clean, has_id, name, tokenizer_path, train_idx, eval_idx, output_dir, config, num_proc, log
+    clean, has_id, name, tokenizer_path, tokenizer, train_idx, eval_idx, output_dir, config, num_proc, log
 ) -> dict[str, Any]:
     import datasets
 
@@ -372,7 +385,6 @@ def _convert(
     from openchat_hf.templates import setup_tokenizer
 
     model_type = get_model_type(name)
-    tokenizer = load_tokenizer(tokenizer_path, name)
     template = setup_tokenizer(tokenizer, model_type, config.tokenization)
     converted = clean.map(
         convert_batch,

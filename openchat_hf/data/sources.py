@@ -148,6 +148,20 @@ def _record(
     }
 
 
+_TAG_RE = re.compile(r"<[^>]*>")
+
+
+def filtered_record(record: dict, reason: str) -> dict:
+    """``record`` dropped by the model filter before cleaning: ``error`` is the filter's ``reason``, ``detail`` the
+    model and the start of the first user turn (tags stripped, entities decoded), and the turns are not kept."""
+    import html
+
+    first = next((t["value"] for t in record["turns"] if str(t["from"]).strip().lower() in ("human", "user")), "")
+    first = html.unescape(_TAG_RE.sub(" ", first[: 4 * DETAIL_CHARS]))
+    detail = f"model: {record['model'].strip() or '(none)'}; {first}"
+    return {**record, "turns": [], "error": reason, "detail": " ".join(detail.split())[:DETAIL_CHARS]}
+
+
 def _shape_detail(obj: Any, what: str) -> str:
     try:
         shown = json.dumps(obj, ensure_ascii=False)[:DETAIL_CHARS]
@@ -192,17 +206,19 @@ def _too_large(size: int, limit: int, what: str) -> str:
     return f"{what} of {size / 1e6:.1f} MB is over the {limit / 1e6:g} MB limit (--max-record-mb)"
 
 
-def read_html_page(path: Path, source: str, max_bytes: int | None = None) -> dict:
+def read_html_page(path: str | Path, source: str, max_bytes: int | None = None) -> dict:
     """One ShareGPT page -> one raw record (an error reason when the page can't be read).
 
     A page larger than ``max_bytes`` is not read at all (reason ``too_large``).
     """
-    rid = path.stem  # a ShareGPT page is named by its id
+    rid = _stem(os.path.basename(path))  # a ShareGPT page is named by its id
     try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            return _record(rid, source, has_id=True, error=TOO_LARGE, detail=_too_large(size, max_bytes, "page"))
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                detail = _too_large(size, max_bytes, "page")
+                return _record(rid, source, has_id=True, error=TOO_LARGE, detail=detail)
+            data = f.read()
     except OSError as err:
         logger.warning("Cannot read %s: %s", path, err)
         return _record(rid, source, has_id=True, error=UNREADABLE_FILE, detail=str(err))
@@ -368,19 +384,34 @@ def iter_json_file(path: Path, source: str, max_bytes: int | None = None) -> Ite
         yield _record(f"{stem}-{index}", source, index, error=UNREADABLE_FILE, detail=str(err))
 
 
+def _stem(name: str) -> str:
+    """``Path(name).stem`` of a file name."""
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
+
+
+def _source_name(name: str, root: Path, prefix: str) -> str:
+    """``name`` relative to ``root`` as a POSIX path (``Path.relative_to``; a plain prefix cut when it applies)."""
+    if prefix and name.startswith(prefix) and "//" not in name and "/./" not in name and "/../" not in name:
+        return name[len(prefix) :]
+    path = Path(name)
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
 def iter_records(files: list[str], root: str, max_record_bytes: int | None = None) -> Iterator[dict]:
     """Raw records of all ``files`` (paths; ``source`` is each path relative to ``root``).
 
     ``max_record_bytes``: a page or JSON record larger than this is dropped as ``too_large`` (``None``: no limit).
     """
     root_path = Path(root)
-    for name in files:
-        path = Path(name)
-        try:
-            source = path.relative_to(root_path).as_posix()
-        except ValueError:
-            source = path.name
-        if path.suffix.lower() in HTML_SUFFIXES:
-            yield read_html_page(path, source, max_record_bytes)
+    prefix = str(root_path).rstrip("/") + "/" if os.sep == "/" else ""
+    for name in map(str, files):
+        source = _source_name(name, root_path, prefix)
+        base = os.path.basename(name)
+        if base.lower().endswith(HTML_SUFFIXES) and _stem(base) != base:  # Path.suffix: not a leading dot
+            yield read_html_page(name, source, max_record_bytes)
         else:
-            yield from iter_json_file(path, source, max_record_bytes)
+            yield from iter_json_file(Path(name), source, max_record_bytes)

@@ -44,13 +44,13 @@ def test_cut_before_tokenizing_gives_the_tokens_of_the_whole_text(template, monk
     small = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": REAL[3]}]
     huge = _huge_conversation(400_000)
     encoded = []
-    tokenize_batch = template.tokenize_batch
+    tokenize_arrays = template.tokenize_arrays
 
     def recording(conversations, **kwargs):
         encoded.extend(sum(len(m["content"]) for m in c) for c in conversations)
-        return tokenize_batch(conversations, **kwargs)
+        return tokenize_arrays(conversations, **kwargs)
 
-    monkeypatch.setattr(template, "tokenize_batch", recording)
+    monkeypatch.setattr(template, "tokenize_arrays", recording)
     if fallback:  # a budget too small to hold max_length tokens: the cut text is tokenized again, whole
         monkeypatch.setattr(convert, "max_token_chars", lambda tokenizer: 1)
     out = convert.convert_batch({"messages": [small, huge]}, template=template, max_length=2048, overflow=overflow)

@@ -30,7 +30,9 @@ def test_sample_report_adds_up(sample_run):
     dump = json.loads((SAMPLE_SHAREGPT_DIR / "sharegpt_dump.json").read_text())
     assert report["inputs"] == len(files) + len(dump)
     assert report["steps"]["read"] == {"no_next_data": 1}  # the deleted page
-    assert {"too_short", "wrong_roles", "empty_turn", "blocked_words"} <= set(report["steps"]["clean"])
+    assert {"too_short", "empty_turn", "blocked_words"} <= set(report["steps"]["clean"])
+    # The model filter runs as records are read: the malformed page without a model label is never cleaned.
+    assert report["steps"]["filter"]["no_model_label"] == 1 and "wrong_roles" not in report["steps"]["clean"]
     assert report["steps"]["dedup"]["duplicate"] >= 4
     for name in ("openchat", "opencoder"):
         mt = report["model_types"][name]
