@@ -119,11 +119,31 @@ def build_tiny_checkpoint(out: Path) -> Path:
     return out / MODEL
 
 
-async def run_clients(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True) -> dict:
+async def run_clients(
+    url: str,
+    clients: int,
+    requests_per_client: int,
+    seed: int,
+    stream: bool = True,
+    *,
+    model: str = MODEL,
+    max_tokens: int | None = None,
+    prompts: list[str] | None = None,
+) -> dict:
+    """``clients`` concurrent ``openai`` clients, each sending ``requests_per_client`` greedy requests back to back.
+
+    By default each request is a random question with ``max_tokens`` drawn from 16-96 (``seed``); ``prompts``
+    (user messages, taken in turn) and a fixed ``max_tokens`` replace them.
+    """
     rng = random.Random(seed)
     plans = [
         [
-            (rng.randint(16, 96), f"Question {c}-{i}: " + " ".join(rng.choices(WORDS, k=rng.randint(5, 40))))
+            (
+                max_tokens or rng.randint(16, 96),
+                prompts[(c * requests_per_client + i) % len(prompts)]
+                if prompts
+                else f"Question {c}-{i}: " + " ".join(rng.choices(WORDS, k=rng.randint(5, 40))),
+            )
             for i in range(requests_per_client)
         ]
         for c in range(clients)
@@ -135,7 +155,7 @@ async def run_clients(url: str, clients: int, requests_per_client: int, seed: in
         nonlocal tokens
         for max_tokens, question in plan:
             start = time.perf_counter()
-            kwargs = {"model": MODEL, "messages": [{"role": "user", "content": question}], "temperature": 0}
+            kwargs = {"model": model, "messages": [{"role": "user", "content": question}], "temperature": 0}
             if not stream:
                 reply = await client.chat.completions.create(max_tokens=max_tokens, **kwargs)
                 latencies.append(time.perf_counter() - start)
@@ -274,10 +294,13 @@ def offline_engines(model, tokenizer, eos: list[int], n: int = 32, max_new_token
     return out
 
 
-def load(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True) -> dict:
-    """Run the clients in a separate process, so their CPU time does not compete with the server's GIL."""
+def load(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True, **options) -> dict:
+    """Run the clients in a separate process, so their CPU time does not compete with the server's GIL.
+
+    ``options`` are :func:`run_clients`' keyword arguments (``model``, ``max_tokens``, ``prompts``)."""
     cmd = [sys.executable, __file__, "--client-of", url, str(clients), str(requests_per_client), str(seed)]
     cmd += [] if stream else ["--plain"]
+    cmd += ["--client-options", json.dumps(options)] if options else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -285,6 +308,7 @@ def load(url: str, clients: int, requests_per_client: int, seed: int, stream: bo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--client-of", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--client-options", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--latency-of", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--build-checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="checkpoint folder (default: a tiny random-init model built here)")
@@ -308,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.client_of:
         url, clients, per_client, seed = args.client_of
-        result = asyncio.run(run_clients(url, int(clients), int(per_client), int(seed), stream=not args.plain))
+        options = json.loads(args.client_options)
+        result = asyncio.run(
+            run_clients(url, int(clients), int(per_client), int(seed), stream=not args.plain, **options)
+        )
         print(json.dumps(result))
         return 0
 
