@@ -50,13 +50,17 @@ class SequentialBackend(Backend):
     name = "sequential"
 
     def __init__(self, model, tokenizer, eos_token_ids) -> None:
+        import torch
+
         super().__init__(tokenizer, model.config)
         self.model, self.eos = model, eos_token_ids
         self.lock = threading.Lock()
+        self.threads = torch.get_num_threads()  # OpenMP settings are per thread: applied in the worker threads
 
     def _generate(self, request: GenerationRequest) -> list[int]:
         import torch
 
+        torch.set_num_threads(self.threads)
         p = request.params
         ids = torch.tensor([request.prompt_ids], device=self.model.device)
         kwargs = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature else {}
@@ -192,6 +196,124 @@ async def run_clients(
     }
 
 
+# Real-model prompts: stories, so that most answers use the whole 128-token budget.
+REAL_PROMPTS = [
+    f"Write a long story about a {who} who {what}."
+    for who in ("cat", "dog", "llama", "fox", "owl", "bear", "wolf", "frog")
+    for what in ("learns to swim", "finds a treasure map", "builds a house", "travels to the moon")
+]
+
+
+def threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def patched_real_model(name_or_dir: str, out: Path) -> Path:
+    """A real checkpoint with the OpenChat template and EOT: an asset name is fetched; a folder not patched for
+    ``openchat`` yet is patched into ``out`` (``openchat-hf patch``, as the demo does)."""
+    from openchat_hf.folder_info import read_folder_info
+
+    folder = Path(name_or_dir)
+    if not folder.is_dir():
+        from openchat_hf.assets import fetch_asset
+
+        folder = fetch_asset(name_or_dir, progress=False)
+    if read_folder_info(folder).get("model_type") == "openchat":
+        return folder
+    cmd = ["openchat-hf", "patch", str(folder), str(out / "patched"), "--model-type", "openchat", "--eot-init", "copy"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out / "patched"
+
+
+def batched_generate(model, tokenizer, prompts: list[list[int]], batch: int, max_new_tokens: int, eos) -> dict:
+    """The no-server baseline: ``model.generate`` on ``batch`` left-padded prompts at a time, greedy; the tokens of
+    each answer are counted up to and including its first EOS (as the server's usage does)."""
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def run() -> int:
+        total = 0
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch):
+                chunk = prompts[start : start + batch]
+                width = max(map(len, chunk))
+                ids = torch.tensor([[pad] * (width - len(x)) + x for x in chunk])
+                mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in chunk])
+                out = model.generate(
+                    ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
+                )
+                for row in out[:, width:].tolist():
+                    ends = [i for i, t in enumerate(row) if t in eos]
+                    total += ends[0] + 1 if ends else len(row)
+        return total
+
+    with concurrent.futures.ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(threads(),)) as pool:
+        started = time.perf_counter()
+        tokens = pool.submit(run).result()
+        wall = time.perf_counter() - started
+    return {"tokens": tokens, "tokens_per_s": tokens / wall, "wall_s": wall}
+
+
+def real_model_table(args) -> dict:
+    """Streaming clients against the embedded server on a real checkpoint (greedy, ``--max-tokens``), and plain
+    batched ``generate`` (no server) on the same prompts at the same batch size, in the same run."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from openchat_hf.templates import ChatTemplate
+
+    tmp = tempfile.TemporaryDirectory()
+    path = patched_real_model(args.real, Path(tmp.name))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    eos = model.generation_config.eos_token_id
+    eos = [eos] if isinstance(eos, int) else list(eos)
+    template = ChatTemplate("openchat", tokenizer)
+    levels = [int(c) for c in args.clients.split(",") if c.strip().isdigit()]
+    results: dict = {"model": args.real, "torch_threads": threads(), "max_tokens": args.max_tokens, "levels": []}
+    backend = TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=args.max_batch_size)
+    config = ServerConfig(model_name=MODEL, max_batch_size=args.max_batch_size)
+    with Server(create_app(backend, config)) as server:
+        load(server.url, 1, 1, seed=0, max_tokens=8, prompts=REAL_PROMPTS)  # warm-up
+        for clients in levels:
+            per_client = max(1, args.real_requests // clients)
+            options = {"max_tokens": args.max_tokens, "prompts": REAL_PROMPTS}
+            ours = load(server.url, clients, per_client, seed=clients, **options)
+            questions = [REAL_PROMPTS[i % len(REAL_PROMPTS)] for i in range(clients * per_client)]
+            ids = [
+                template.tokenize([{"role": "user", "content": q}], add_generation_prompt=True).input_ids
+                for q in questions
+            ]
+            base = batched_generate(model, tokenizer, ids, clients, args.max_tokens, eos)
+            row = {"clients": clients, "server": ours, "generate": base}
+            row["ratio"] = ours["tokens_per_s"] / base["tokens_per_s"]
+            results["levels"].append(row)
+            print(
+                f"clients={clients:3d}  server {ours['tokens_per_s']:.1f} tok/s ({ours['tokens']} tokens)  "
+                f"batched generate {base['tokens_per_s']:.1f} tok/s ({base['tokens']} tokens)  x{row['ratio']:.2f}",
+                flush=True,
+            )
+    tmp.cleanup()
+    print(f"\n{args.real}, fp32, greedy, {args.max_tokens} new tokens, streaming, {threads()} torch thread(s)")
+    print("| clients | server tok/s | TTFT p50 / p95 s | batched `generate` tok/s (no server) | ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for row in results["levels"]:
+        o, g = row["server"], row["generate"]
+        print(
+            f"| {row['clients']} | {o['tokens_per_s']:.1f} | {o['ttft_p50_s']:.2f} / {o['ttft_p95_s']:.2f} | "
+            f"{g['tokens_per_s']:.1f} | {row['ratio']:.2f}x |"
+        )
+    return results
+
+
 WORDS = "the llama sleeps standing up in cold weather because its wool keeps it warm and dry at night".split()
 
 
@@ -263,7 +385,7 @@ def offline_engines(model, tokenizer, eos: list[int], n: int = 32, max_new_token
 
     # Every engine runs off the main thread, as in the servers: on this CPU, torch ops issued from the main thread
     # with 2 intra-op threads ran 30x slower than from a worker thread (OpenMP spinning on an oversubscribed VM).
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with concurrent.futures.ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(threads(),)) as pool:
         start = time.perf_counter()
         pool.submit(one_at_a_time).result()
         out["generate_one_at_a_time"] = 8 * max_new_tokens / (time.perf_counter() - start)
@@ -314,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="checkpoint folder (default: a tiny random-init model built here)")
     parser.add_argument("--gpu", action="store_true", help="run on CUDA in bf16")
     parser.add_argument("--clients", default="1,8,32,64")
+    parser.add_argument("--clients-real", default="1,8,32", help="client levels of the real-model mode")
     parser.add_argument("--plain", action="store_true", help="non-streaming clients (default: streaming)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="the batched server's cap")
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both servers (default: torch's)")
@@ -322,6 +445,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests-per-client", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="runs per server and level (median reported)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--real",
+        metavar="NAME_OR_DIR",
+        help="real-model mode: an asset name (smollm2-135m-instruct) or a checkpoint folder; streaming clients vs "
+        "batched generate, greedy, --max-tokens new tokens, then the tiny-model table unless --real-only",
+    )
+    parser.add_argument("--real-only", action="store_true", help="with --real: skip the tiny-model table")
+    parser.add_argument("--max-tokens", type=int, default=128, help="new tokens per request in real-model mode")
+    parser.add_argument(
+        "--real-requests", type=int, default=2, help="real-model mode: requests per level (at least one per client)"
+    )
     args = parser.parse_args(argv)
     if args.latency_of:
         direct_url, proxy_url, n = args.latency_of
@@ -344,6 +478,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    real = None
+    if args.real:
+        real = real_model_table(argparse.Namespace(**{**vars(args), "clients": args.clients_real}))
+        if args.real_only:
+            if args.json:
+                Path(args.json).write_text(json.dumps({"real": real}, indent=2))
+            return 0
+        print()
     if args.gpu and not torch.cuda.is_available():
         print("--gpu: no CUDA device here; nothing measured.", file=sys.stderr)
         return 2
@@ -418,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             f"overhead {p['overhead_ms']:.1f} ms"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({**results, "real": real} if real else results, indent=2))
     tmp.cleanup()
     return 0
 
