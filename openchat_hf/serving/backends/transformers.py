@@ -3,7 +3,8 @@
 transformers' own ``generate_batch`` / ``ContinuousBatchingManager`` was measured first (docs/serving.md): on
 this CPU it gave no speed-up over one-at-a-time ``generate`` for the tiny model, and it has no per-request seed, so
 this module has a small scheduler of its own: one worker thread owns the model; every step it prefills newly
-arrived requests (left-padded), merges their KV cache into the running batch, decodes one token for every running
+arrived requests together (left-padded), copies their KV cache into free rows of the running batch's cache (one
+growable buffer per layer, written in place: see :func:`_buffer_layer_class`), decodes one token for every running
 sequence with per-row sampling (own ``torch.Generator`` per request, so a seed gives the same output), and drops
 finished or cancelled rows. At most ``max_batch_size`` sequences run together; the others wait in arrival order.
 The event loop only exchanges messages with the worker, so it is never blocked: each step hands the new text of all
