@@ -271,8 +271,11 @@ def free_port() -> int:
 class ServerProcess:
     """A server in its own process group, killed (group-wide) on exit; ``/health`` must answer 200 within ``timeout``."""
 
-    def __init__(self, name: str, cmd: list[str], port: int, log_dir: Path, timeout: float = 600.0) -> None:
+    def __init__(
+        self, name: str, cmd: list, port: int, log_dir: Path, timeout: float = 600.0, env: dict | None = None
+    ) -> None:
         self.name, self.cmd, self.port, self.timeout = name, [str(c) for c in cmd], port, timeout
+        self.env = env
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
@@ -282,7 +285,9 @@ class ServerProcess:
 
         print(f"starting {self.name}: {' '.join(self.cmd)}", flush=True)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+        )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -399,39 +404,42 @@ def common_prefix(a: str, b: str) -> int:
 
 def print_table(results: dict, args) -> None:
     info = results["machine"]
-    q4 = "llama_q4_1" in results["levels"][0]
+    names = [n for n in results["levels"][0]["servers"]]
     print(
         f"\nSmolLM2-135M-Instruct, {args.threads} threads, greedy, {args.max_tokens} new tokens, streaming "
         f"/v1/completions with token-id prompts, llama.cpp: {info['llama_cpp']['kind']}; "
         f"load {info['load_before'][0]:.2f} -> {info['load_after'][0]:.2f}"
     )
-    head = "| clients | ours tok/s | llama.cpp F32 tok/s | ours / F32 |"
-    head += " llama.cpp Q4_1 tok/s | ours / Q4_1 |" if q4 else ""
-    head += " TTFT p50 ours / F32" + (" / Q4_1" if q4 else "") + " s | tokens/request | same text as F32 |"
+    head = "| clients |" + "".join(f" {n} tok/s |" + ("" if n == "llama_f32" else f" {n} / F32 |") for n in names)
+    head += " TTFT p50 s (" + " / ".join(names) + ") | tokens/request | same text as F32 |"
     print(head)
     print("|" + " ---: |" * (head.count("|") - 1))
     for row in results["levels"]:
-        o, f = row["ours"], row["llama_f32"]
-        line = f"| {row['clients']} | {o['tokens_per_s']:.1f} | {f['tokens_per_s']:.1f} | "
-        line += f"{o['tokens_per_s'] / f['tokens_per_s']:.2f}x |"
-        ttft = f"{o['ttft_p50_s']:.2f} / {f['ttft_p50_s']:.2f}"
-        if q4:
-            q = row["llama_q4_1"]
-            line += f" {q['tokens_per_s']:.1f} | {o['tokens_per_s'] / q['tokens_per_s']:.2f}x |"
-            ttft += f" / {q['ttft_p50_s']:.2f}"
-        counts = {o["tokens_per_request_min"], f["tokens_per_request_min"], o["tokens_per_request_mean"]}
-        line += f" {ttft} | {'/'.join(str(round(c)) for c in sorted(counts))} | {row['same_text_share']:.0%} |"
+        ref = row["llama_f32"]["tokens_per_s"]
+        line = f"| {row['clients']} |"
+        for n in names:
+            line += f" {row[n]['tokens_per_s']:.1f} |" + (
+                "" if n == "llama_f32" else f" {row[n]['tokens_per_s'] / ref:.2f}x |"
+            )
+        counts = sorted(
+            {round(row[n][k]) for n in names for k in ("tokens_per_request_min", "tokens_per_request_mean")}
+        )
+        ttft = " / ".join(f"{row[n]['ttft_p50_s']:.2f}" for n in names)
+        line += f" {ttft} | {'/'.join(map(str, counts))} | {row['same_text_share']:.0%} |"
         print(line)
-    ratio = {
-        row["clients"]: row["ours"]["tokens_per_s"] / row["llama_f32"]["tokens_per_s"] for row in results["levels"]
-    }
-    verdicts = [
-        f"{c} client(s) {ratio[c]:.2f}x (goal >= {g}x: {'met' if ratio[c] >= g else 'NOT met'})"
-        for c, g in ((1, 0.5), (32, 0.8))
-        if c in ratio
-    ]
-    if verdicts:
-        print("ours vs llama.cpp F32: " + "; ".join(verdicts))
+    for n in names:
+        if not n.startswith("ours"):
+            continue
+        ratio = {
+            row["clients"]: row[n]["tokens_per_s"] / row["llama_f32"]["tokens_per_s"] for row in results["levels"]
+        }
+        verdicts = [
+            f"{c} client(s) {ratio[c]:.2f}x (goal >= {g}x: {'met' if ratio[c] >= g else 'NOT met'})"
+            for c, g in ((1, 0.5), (32, 0.8))
+            if c in ratio
+        ]
+        if verdicts:
+            print(f"{n} vs llama.cpp F32: " + "; ".join(verdicts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,6 +462,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="turns per server and level (median reported)")
     parser.add_argument("--skip-q4", action="store_true", help="no Q4_1 column")
     parser.add_argument("--prepare-only", action="store_true", help="make the folders and GGUFs, then stop")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=SRC",
+        help="one more of our servers, from another source tree (PYTHONPATH=SRC), e.g. before/after a change",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.client_of:
@@ -463,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         serve_xllamacpp(json.loads(args.serve_xllamacpp))
         return 0
 
+    if any("=" not in a for a in args.also):
+        parser.error("--also takes NAME=SRC")
     llama = find_llama(args)
     paths = prepare(args.model, args.llama_dir / "src")
     if args.prepare_only:
@@ -495,6 +512,13 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         cmd = ours_cmd(paths["ours"], port, args.threads, args.max_batch_size)
         servers["ours"] = (stack.enter_context(ServerProcess("ours", cmd, port, log_dir)), {})
+        for also in args.also:
+            name, src = also.split("=", 1)
+            port = free_port()
+            cmd = ours_cmd(paths["ours"], port, args.threads, args.max_batch_size)
+            env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
+            server = ServerProcess(f"ours_{name}", cmd, port, log_dir, env=env)
+            servers[f"ours_{name}"] = (stack.enter_context(server), {})
         for key, gguf in ggufs:
             port = free_port()
             cmd = llama_cmd(llama, gguf, port, args.threads, parallel, ctx_per_slot)
@@ -520,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"load {os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
-            row: dict = {"clients": clients}
+            row: dict = {"clients": clients, "servers": list(servers)}
             for name, r in runs.items():
                 row[name] = sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2]
                 row[name + "_all_tokens_per_s"] = [round(x["tokens_per_s"], 1) for x in r]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build llama.cpp's `llama-server` and `llama-quantize` (CPU only) for benchmarks/bench_llama_cpp.py.
+# Build llama.cpp's `llama-server` (CPU only) for benchmarks/bench_llama_cpp.py.
 #
 # llama.cpp is a benchmark baseline only, never a dependency of openchat-hf. It is built from the llama.cpp
 # copy vendored in the llama-cpp-python source distribution (which also carries convert_hf_to_gguf.py and
@@ -10,8 +10,8 @@
 # llama-cpp-python==0.3.36 fetches it). Rerunnable: does nothing when the binary already exists.
 #
 # Output (git-ignored): .bench_cache/llama.cpp/src (unpacked llama.cpp, with convert_hf_to_gguf.py and gguf-py),
-# .bench_cache/llama.cpp/build/bin/llama-server and llama-quantize (for the Q4_1 column).
-# Takes about an hour at -j 2 on a busy 2-core VM (most of it is the ~200 llama/ggml sources).
+# .bench_cache/llama.cpp/build/bin/llama-server.
+# Takes about an hour at -j 2 on a busy 2-core VM (206 compile steps: ggml, llama, common, mtmd, the server).
 # Usage: benchmarks/build_llama_cpp.sh [SDIST.tar.gz]      (JOBS=2 and NICE=19 by default)
 #        benchmarks/build_llama_cpp.sh --prebuilt          (no compiler: the prebuilt `xllamacpp` wheel from PyPI,
 #        llama.cpp's same server with AVX2/FMA/F16C kernels, into .bench_cache/xllamacpp-venv; only the sdist's
@@ -26,7 +26,6 @@ NICE="${NICE:-19}"
 GENERATOR="${GENERATOR:-Ninja}"
 XLLAMACPP_VERSION="${XLLAMACPP_VERSION:-2026.10.11549}"
 BIN="$CACHE/build/bin/llama-server"
-QUANTIZE="$CACHE/build/bin/llama-quantize"
 
 PREBUILT=0
 if [[ "${1:-}" == "--prebuilt" ]]; then
@@ -61,7 +60,7 @@ if [[ "$PREBUILT" == 1 ]]; then
     exit 0
 fi
 
-if [[ -x "$BIN" && -x "$QUANTIZE" ]]; then
+if [[ -x "$BIN" ]]; then
     echo "llama-server already built: $BIN"
     exit 0
 fi
@@ -90,6 +89,6 @@ nice -n "$NICE" cmake -S "$CACHE/src" -B "$CACHE/build" -G "$GENERATOR" \
     -DLLAMA_BUILD_SERVER=ON \
     -DLLAMA_BUILD_TOOLS=ON \
     -DBUILD_SHARED_LIBS=OFF
-nice -n "$NICE" cmake --build "$CACHE/build" --target llama-server llama-quantize -j "$JOBS"
+nice -n "$NICE" cmake --build "$CACHE/build" --target llama-server -j "$JOBS"
 echo "built: $BIN"
 "$BIN" --version 2>&1 | head -n 2 || true
