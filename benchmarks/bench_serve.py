@@ -50,13 +50,17 @@ class SequentialBackend(Backend):
     name = "sequential"
 
     def __init__(self, model, tokenizer, eos_token_ids) -> None:
+        import torch
+
         super().__init__(tokenizer, model.config)
         self.model, self.eos = model, eos_token_ids
         self.lock = threading.Lock()
+        self.threads = torch.get_num_threads()  # OpenMP settings are per thread: applied in the worker threads
 
     def _generate(self, request: GenerationRequest) -> list[int]:
         import torch
 
+        torch.set_num_threads(self.threads)
         p = request.params
         ids = torch.tensor([request.prompt_ids], device=self.model.device)
         kwargs = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature else {}
@@ -119,30 +123,77 @@ def build_tiny_checkpoint(out: Path) -> Path:
     return out / MODEL
 
 
-async def run_clients(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True) -> dict:
+async def run_clients(
+    url: str,
+    clients: int,
+    requests_per_client: int,
+    seed: int,
+    stream: bool = True,
+    *,
+    model: str = MODEL,
+    max_tokens: int | None = None,
+    prompts: list[str] | None = None,
+    client: str = "openai",
+) -> dict:
+    """``clients`` concurrent ``openai`` clients, each sending ``requests_per_client`` greedy requests back to back.
+
+    By default each request is a random question with ``max_tokens`` drawn from 16-96 (``seed``); ``prompts``
+    (user messages, taken in turn) and a fixed ``max_tokens`` replace them. ``client="raw"`` streams with plain
+    ``httpx`` and ``json.loads`` per event instead of the ``openai`` SDK (about a third of its CPU per chunk, which
+    matters when the clients share 2 cores with the server).
+    """
     rng = random.Random(seed)
     plans = [
         [
-            (rng.randint(16, 96), f"Question {c}-{i}: " + " ".join(rng.choices(WORDS, k=rng.randint(5, 40))))
+            (
+                max_tokens or rng.randint(16, 96),
+                prompts[(c * requests_per_client + i) % len(prompts)]
+                if prompts
+                else f"Question {c}-{i}: " + " ".join(rng.choices(WORDS, k=rng.randint(5, 40))),
+            )
             for i in range(requests_per_client)
         ]
         for c in range(clients)
     ]
     latencies, first_tokens, tokens = [], [], 0
-    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600)
+    sdk = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600)
+    raw = httpx.AsyncClient(base_url=url, timeout=600, limits=httpx.Limits(max_connections=None))
+
+    async def raw_stream(start: float, max_tokens: int, kwargs: dict) -> tuple[float | None, int]:
+        body = {**kwargs, "max_tokens": max_tokens, "stream": True, "stream_options": {"include_usage": True}}
+        first, used = None, 0
+        async with raw.stream("POST", "/v1/chat/completions", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise RuntimeError(chunk["error"])
+                if first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                    first = time.perf_counter() - start
+                if chunk.get("usage"):
+                    used = chunk["usage"]["completion_tokens"]
+        return first, used
 
     async def one(plan):
         nonlocal tokens
         for max_tokens, question in plan:
             start = time.perf_counter()
-            kwargs = {"model": MODEL, "messages": [{"role": "user", "content": question}], "temperature": 0}
+            kwargs = {"model": model, "messages": [{"role": "user", "content": question}], "temperature": 0}
+            if stream and client == "raw":
+                first, used = await raw_stream(start, max_tokens, kwargs)
+                tokens += used
+                latencies.append(time.perf_counter() - start)
+                first_tokens.append(first if first is not None else latencies[-1])
+                continue
             if not stream:
-                reply = await client.chat.completions.create(max_tokens=max_tokens, **kwargs)
+                reply = await sdk.chat.completions.create(max_tokens=max_tokens, **kwargs)
                 latencies.append(time.perf_counter() - start)
                 first_tokens.append(latencies[-1])
                 tokens += reply.usage.completion_tokens
                 continue
-            chunks = await client.chat.completions.create(
+            chunks = await sdk.chat.completions.create(
                 max_tokens=max_tokens, stream=True, stream_options={"include_usage": True}, **kwargs
             )
             first = None
@@ -155,7 +206,7 @@ async def run_clients(url: str, clients: int, requests_per_client: int, seed: in
             first_tokens.append(first if first is not None else latencies[-1])
 
     start = time.perf_counter()
-    async with client:
+    async with sdk, raw:
         await asyncio.gather(*[one(plan) for plan in plans])
     wall = time.perf_counter() - start
     latencies.sort()
@@ -170,6 +221,128 @@ async def run_clients(url: str, clients: int, requests_per_client: int, seed: in
         "p50_s": statistics.median(latencies),
         "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
     }
+
+
+# Real-model prompts: stories, so that most answers use the whole 128-token budget.
+REAL_PROMPTS = [
+    f"Write a long story about a {who} who {what}."
+    for who in ("cat", "dog", "llama", "fox", "owl", "bear", "wolf", "frog")
+    for what in ("learns to swim", "finds a treasure map", "builds a house", "travels to the moon")
+]
+
+
+def threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def patched_real_model(name_or_dir: str, out: Path) -> Path:
+    """A real checkpoint with the OpenChat template and EOT: an asset name is fetched; a folder not patched for
+    ``openchat`` yet is patched into ``out`` (``openchat-hf patch``, as the demo does)."""
+    from openchat_hf.folder_info import read_folder_info
+
+    folder = Path(name_or_dir)
+    if not folder.is_dir():
+        from openchat_hf.assets import fetch_asset
+
+        folder = fetch_asset(name_or_dir, progress=False)
+    if read_folder_info(folder).get("model_type") == "openchat":
+        return folder
+    cmd = ["openchat-hf", "patch", str(folder), str(out / "patched"), "--model-type", "openchat", "--eot-init", "copy"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out / "patched"
+
+
+def batched_generate(model, tokenizer, prompts: list[list[int]], batch: int, max_new_tokens: int, eos) -> dict:
+    """The no-server baseline: ``model.generate`` on ``batch`` left-padded prompts at a time, greedy; the tokens of
+    each answer are counted up to and including its first EOS (as the server's usage does)."""
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def run() -> int:
+        total = 0
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch):
+                chunk = prompts[start : start + batch]
+                width = max(map(len, chunk))
+                ids = torch.tensor([[pad] * (width - len(x)) + x for x in chunk])
+                mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in chunk])
+                out = model.generate(
+                    ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
+                )
+                for row in out[:, width:].tolist():
+                    ends = [i for i, t in enumerate(row) if t in eos]
+                    total += ends[0] + 1 if ends else len(row)
+        return total
+
+    with concurrent.futures.ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(threads(),)) as pool:
+        started = time.perf_counter()
+        tokens = pool.submit(run).result()
+        wall = time.perf_counter() - started
+    return {"tokens": tokens, "tokens_per_s": tokens / wall, "wall_s": wall}
+
+
+def real_model_table(args) -> dict:
+    """Streaming clients against the embedded server on a real checkpoint (greedy, ``--max-tokens``), and plain
+    batched ``generate`` (no server) on the same prompts at the same batch size, in the same run."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from openchat_hf.templates import ChatTemplate
+
+    tmp = tempfile.TemporaryDirectory()
+    path = patched_real_model(args.real, Path(tmp.name))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    eos = model.generation_config.eos_token_id
+    eos = [eos] if isinstance(eos, int) else list(eos)
+    template = ChatTemplate("openchat", tokenizer)
+    levels = [int(c) for c in args.clients.split(",") if c.strip().isdigit()]
+    results: dict = {"model": args.real, "torch_threads": threads(), "max_tokens": args.max_tokens}
+    results.update(client=args.client, levels=[])
+    backend = TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=args.max_batch_size)
+    config = ServerConfig(model_name=MODEL, max_batch_size=args.max_batch_size)
+    with Server(create_app(backend, config)) as server:
+        load(server.url, 1, 1, seed=0, max_tokens=8, prompts=REAL_PROMPTS)  # warm-up
+        for clients in levels:
+            per_client = max(1, args.real_requests // clients)
+            options = {"max_tokens": args.max_tokens, "prompts": REAL_PROMPTS, "client": args.client}
+            ours = load(server.url, clients, per_client, seed=clients, **options)
+            questions = [REAL_PROMPTS[i % len(REAL_PROMPTS)] for i in range(clients * per_client)]
+            ids = [
+                template.tokenize([{"role": "user", "content": q}], add_generation_prompt=True).input_ids
+                for q in questions
+            ]
+            base = batched_generate(model, tokenizer, ids, clients, args.max_tokens, eos)
+            row = {"clients": clients, "server": ours, "generate": base}
+            row["ratio"] = ours["tokens_per_s"] / base["tokens_per_s"]
+            results["levels"].append(row)
+            print(
+                f"clients={clients:3d}  server {ours['tokens_per_s']:.1f} tok/s ({ours['tokens']} tokens)  "
+                f"batched generate {base['tokens_per_s']:.1f} tok/s ({base['tokens']} tokens)  x{row['ratio']:.2f}",
+                flush=True,
+            )
+    tmp.cleanup()
+    print(
+        f"\n{args.real}, fp32, greedy, {args.max_tokens} new tokens, streaming ({args.client} clients), "
+        f"{threads()} torch thread(s)"
+    )
+    print("| clients | server tok/s | TTFT p50 / p95 s | batched `generate` tok/s (no server) | ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for row in results["levels"]:
+        o, g = row["server"], row["generate"]
+        print(
+            f"| {row['clients']} | {o['tokens_per_s']:.1f} | {o['ttft_p50_s']:.2f} / {o['ttft_p95_s']:.2f} | "
+            f"{g['tokens_per_s']:.1f} | {row['ratio']:.2f}x |"
+        )
+    return results
 
 
 WORDS = "the llama sleeps standing up in cold weather because its wool keeps it warm and dry at night".split()
@@ -243,7 +416,7 @@ def offline_engines(model, tokenizer, eos: list[int], n: int = 32, max_new_token
 
     # Every engine runs off the main thread, as in the servers: on this CPU, torch ops issued from the main thread
     # with 2 intra-op threads ran 30x slower than from a worker thread (OpenMP spinning on an oversubscribed VM).
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with concurrent.futures.ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(threads(),)) as pool:
         start = time.perf_counter()
         pool.submit(one_at_a_time).result()
         out["generate_one_at_a_time"] = 8 * max_new_tokens / (time.perf_counter() - start)
@@ -274,23 +447,40 @@ def offline_engines(model, tokenizer, eos: list[int], n: int = 32, max_new_token
     return out
 
 
-def load(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True) -> dict:
-    """Run the clients in a separate process, so their CPU time does not compete with the server's GIL."""
+def load(url: str, clients: int, requests_per_client: int, seed: int, stream: bool = True, **options) -> dict:
+    """Run the clients in a separate process, so their CPU time does not compete with the server's GIL.
+
+    ``options`` are :func:`run_clients`' keyword arguments (``model``, ``max_tokens``, ``prompts``, ``client``).
+    Adds ``client_cpu_s``: the CPU time of the client process."""
+    import resource
+
     cmd = [sys.executable, __file__, "--client-of", url, str(clients), str(requests_per_client), str(seed)]
     cmd += [] if stream else ["--plain"]
+    cmd += ["--client-options", json.dumps(options)] if options else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "client_cpu_s": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--client-of", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--client-options", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--latency-of", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--build-checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="checkpoint folder (default: a tiny random-init model built here)")
     parser.add_argument("--gpu", action="store_true", help="run on CUDA in bf16")
     parser.add_argument("--clients", default="1,8,32,64")
+    parser.add_argument("--clients-real", default="1,8,32", help="client levels of the real-model mode")
     parser.add_argument("--plain", action="store_true", help="non-streaming clients (default: streaming)")
+    parser.add_argument(
+        "--client",
+        choices=("openai", "raw"),
+        default="openai",
+        help="streaming client: the openai SDK, or plain httpx + json (less client CPU on the same cores)",
+    )
     parser.add_argument("--max-batch-size", type=int, default=32, help="the batched server's cap")
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both servers (default: torch's)")
     parser.add_argument("--skip-proxy", action="store_true", help="skip the proxy-overhead measurement")
@@ -298,6 +488,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests-per-client", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="runs per server and level (median reported)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--real",
+        metavar="NAME_OR_DIR",
+        help="real-model mode: an asset name (smollm2-135m-instruct) or a checkpoint folder; streaming clients vs "
+        "batched generate, greedy, --max-tokens new tokens, then the tiny-model table unless --real-only",
+    )
+    parser.add_argument("--real-only", action="store_true", help="with --real: skip the tiny-model table")
+    parser.add_argument("--max-tokens", type=int, default=128, help="new tokens per request in real-model mode")
+    parser.add_argument(
+        "--real-requests", type=int, default=2, help="real-model mode: requests per level (at least one per client)"
+    )
     args = parser.parse_args(argv)
     if args.latency_of:
         direct_url, proxy_url, n = args.latency_of
@@ -308,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.client_of:
         url, clients, per_client, seed = args.client_of
-        result = asyncio.run(run_clients(url, int(clients), int(per_client), int(seed), stream=not args.plain))
+        options = json.loads(args.client_options)
+        result = asyncio.run(
+            run_clients(url, int(clients), int(per_client), int(seed), stream=not args.plain, **options)
+        )
         print(json.dumps(result))
         return 0
 
@@ -317,6 +521,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    real = None
+    if args.real:
+        real = real_model_table(argparse.Namespace(**{**vars(args), "clients": args.clients_real}))
+        if args.real_only:
+            if args.json:
+                Path(args.json).write_text(json.dumps({"real": real}, indent=2))
+            return 0
+        print()
     if args.gpu and not torch.cuda.is_available():
         print("--gpu: no CUDA device here; nothing measured.", file=sys.stderr)
         return 2
@@ -341,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "stream": stream,
         "max_batch_size": args.max_batch_size,
         "torch_threads": torch.get_num_threads(),
+        "client": args.client,
         "levels": [],
     }
 
@@ -355,7 +568,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, backend in backends.items():
                 with Server(create_app(backend, ServerConfig(**config.__dict__))) as server:
                     load(server.url, min(clients, 2), 1, seed=0, stream=stream)  # warm-up
-                    runs[name].append(load(server.url, clients, per_client, seed=clients, stream=stream))
+                    runs[name].append(
+                        load(server.url, clients, per_client, seed=clients, stream=stream, client=args.client)
+                    )
         row = {name: sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2] for name, r in runs.items()}
         row["all_tokens_per_s"] = {name: [round(x["tokens_per_s"], 1) for x in r] for name, r in runs.items()}
         row["speedup"] = row["batched"]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
@@ -374,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     kind = "streaming" if stream else "non-streaming"
-    print(f"{kind} clients, batch cap {args.max_batch_size}")
+    print(f"{kind} clients ({args.client}), batch cap {args.max_batch_size}, {threads()} torch thread(s)")
     print("| clients | one-at-a-time tok/s | p50 / p95 s | batched tok/s | p50 / p95 s | TTFT p50 / p95 s | ratio |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in results["levels"]:
@@ -391,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
             f"overhead {p['overhead_ms']:.1f} ms"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({**results, "real": real} if real else results, indent=2))
     tmp.cleanup()
     return 0
 

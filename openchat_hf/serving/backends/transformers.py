@@ -3,7 +3,8 @@
 transformers' own ``generate_batch`` / ``ContinuousBatchingManager`` was measured first (docs/serving.md): on
 this CPU it gave no speed-up over one-at-a-time ``generate`` for the tiny model, and it has no per-request seed, so
 this module has a small scheduler of its own: one worker thread owns the model; every step it prefills newly
-arrived requests (left-padded), merges their KV cache into the running batch, decodes one token for every running
+arrived requests together (left-padded), copies their KV cache into free rows of the running batch's cache (one
+growable buffer per layer, written in place: see :func:`_buffer_layer_class`), decodes one token for every running
 sequence with per-row sampling (own ``torch.Generator`` per request, so a seed gives the same output), and drops
 finished or cancelled rows. At most ``max_batch_size`` sequences run together; the others wait in arrival order.
 The event loop only exchanges messages with the worker, so it is never blocked: each step hands the new text of all
@@ -81,9 +82,14 @@ class TransformersBackend(Backend):
         *,
         eos_token_ids: list[int] | None = None,
         max_batch_size: int = 32,
+        threads: int | None = None,
     ) -> None:
         super().__init__(tokenizer, model.config)
         import torch
+
+        # OpenMP thread settings are per thread: the worker applies the creating thread's count (or ``threads``)
+        # itself, else its matrix products ran on torch's default of every core, spinning against other work.
+        self.threads = threads or torch.get_num_threads()
 
         self.model = model.eval()
         self.device = next(model.parameters()).device
@@ -195,6 +201,7 @@ class TransformersBackend(Backend):
     # ----------------------------------------------------------------------------------------- worker side
     def _worker(self) -> None:
         torch = self._torch
+        torch.set_num_threads(self.threads)
         batch: _Batch | None = None
         with torch.inference_mode():
             while not self._stopping.is_set():
@@ -208,7 +215,10 @@ class TransformersBackend(Backend):
                         self._fail(new, "Generation failed inside the model.")
                         incoming = None
                     if incoming is not None:
-                        batch = incoming if batch is None or not batch.seqs else batch.merge(incoming)
+                        if batch is None or not batch.seqs:
+                            batch = _Batch.start(incoming, self.model.config)
+                        else:
+                            batch.merge(incoming)
                         self._stats["max_batch"] = max(self._stats["max_batch"], len(batch.seqs))
                 self._stats["running"] = 0 if batch is None else len(batch.seqs)
                 if batch is None or not batch.seqs:
@@ -323,8 +333,7 @@ class TransformersBackend(Backend):
         if not keep:
             return None
         if len(keep) < len(batch.seqs):
-            batch = batch.select(keep)
-            tokens = [tokens[i] for i in keep]
+            tokens = [tokens[i] for i in batch.select(keep)]
         next_ids = torch.tensor(tokens, dtype=torch.long, device=self.device)[:, None]
         batch.counts[torch.arange(len(tokens)), next_ids[:, 0]] += 1
         batch.mask = torch.cat([batch.mask, torch.ones_like(batch.mask[:, :1])], dim=-1)
@@ -416,6 +425,106 @@ class TransformersBackend(Backend):
         return text[len(sent) :]
 
 
+def _buffer_layer_class():
+    """:class:`_BufferLayer`, defined on first use (transformers is imported lazily)."""
+    global _BufferLayer
+    if _BufferLayer is not None:
+        return _BufferLayer
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        """One layer's keys and values in a buffer with room to grow (rows = sequences, columns = positions).
+
+        A decoding step writes its column in place: ``DynamicLayer`` concatenates, copying the whole cache of every
+        layer at every step. Admitted sequences are copied into free rows, a finished row is replaced by the last
+        one, so the cache of the sequences that keep running is never copied as a whole (except when the buffer
+        grows, doubling, or when long-dead leading padding columns are dropped).
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.k_buf = self.v_buf = None
+            self.rows = self.width = 0
+
+        def lazy_initialization(self, key_states, value_states) -> None:
+            self.device, self.is_initialized = key_states.device, True
+
+        def _room(self, rows: int, width: int, like) -> None:
+            buf = self.k_buf
+            if buf is not None and rows <= buf.shape[0] and width <= buf.shape[2]:
+                return
+            old_rows, old_width = (0, 0) if buf is None else (buf.shape[0], buf.shape[2])
+            new_rows = old_rows if rows <= old_rows else max(rows, 2 * old_rows)
+            new_width = old_width if width <= old_width else max(width, 2 * old_width, 64)
+            shape = (new_rows, like.shape[1], new_width, like.shape[3])
+            k = torch.zeros(shape, dtype=like.dtype, device=like.device)
+            v = torch.zeros(shape, dtype=like.dtype, device=like.device)
+            if buf is not None:
+                k[: self.rows, :, : self.width] = self.k_buf[: self.rows, :, : self.width]
+                v[: self.rows, :, : self.width] = self.v_buf[: self.rows, :, : self.width]
+            self.k_buf, self.v_buf = k, v
+
+        def _views(self) -> None:
+            self.keys = self.k_buf[: self.rows, :, : self.width]
+            self.values = self.v_buf[: self.rows, :, : self.width]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            rows, new = key_states.shape[0], key_states.shape[-2]
+            if self.k_buf is None:
+                self.rows = rows
+            self._room(rows, self.width + new, key_states)
+            self.k_buf[:rows, :, self.width : self.width + new] = key_states
+            self.v_buf[:rows, :, self.width : self.width + new] = value_states
+            self.rows, self.width = rows, self.width + new
+            self._views()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.width
+
+        def append_rows(self, keys, values) -> None:
+            """Add sequences (``keys``/``values`` of a prefill), right-aligned with the running ones."""
+            n, length = keys.shape[0], keys.shape[-2]
+            if length > self.width:  # a longer prompt: shift the running rows right (left padding grows)
+                shift = length - self.width
+                self._room(self.rows, length, keys)
+                for buf in (self.k_buf, self.v_buf):
+                    buf[: self.rows, :, shift:length] = buf[: self.rows, :, : self.width].clone()
+                    buf[: self.rows, :, :shift] = 0
+                self.width = length
+            self._room(self.rows + n, self.width, keys)
+            pad = self.width - length
+            for buf, new in ((self.k_buf, keys), (self.v_buf, values)):
+                buf[self.rows : self.rows + n, :, :pad] = 0
+                buf[self.rows : self.rows + n, :, pad : self.width] = new
+            self.rows += n
+            self._views()
+
+        def move_rows(self, dst, src, rows: int) -> None:
+            """Copy rows ``src`` into rows ``dst`` (index tensors) and keep the first ``rows``."""
+            if len(dst):
+                self.k_buf[dst, :, : self.width] = self.k_buf[src, :, : self.width]
+                self.v_buf[dst, :, : self.width] = self.v_buf[src, :, : self.width]
+            self.rows = rows
+            self._views()
+
+        def drop_columns(self, first: int) -> None:
+            """Drop the first ``first`` columns (padding for every row)."""
+            for buf in (self.k_buf, self.v_buf):
+                buf[: self.rows, :, : self.width - first] = buf[: self.rows, :, first : self.width].clone()
+            self.width -= first
+            self._views()
+
+    _BufferLayer = BufferLayer
+    return BufferLayer
+
+
+_BufferLayer: Any = None
+
+
 class _Batch:
     """The running batch: sequences, their shared KV cache, attention mask, lengths, next-token logits, counts."""
 
@@ -427,40 +536,57 @@ class _Batch:
         self.logits = logits
         self.counts = counts
 
-    def select(self, keep: list[int]) -> _Batch:
+    @classmethod
+    def start(cls, incoming: _Batch, config: Any) -> _Batch:
+        """A running batch with a buffer cache (one :class:`_BufferLayer` per layer), holding ``incoming``."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=config)
+        layer = _buffer_layer_class()
+        cache.layers = [layer() for _ in incoming.cache.layers]
+        empty = incoming.mask[:0, :0]
+        batch = cls([], cache, empty, incoming.lengths[:0], incoming.logits[:0], incoming.counts[:0])
+        return batch.merge(incoming)
+
+    def select(self, keep: list[int]) -> list[int]:
+        """Keep the rows ``keep``; returns the new order (old row of each new row): the rows that stay below the new
+        size keep their place, the last rows move into the holes, so the cache copies only the moved rows."""
         import torch
 
-        index = torch.tensor(keep, device=self.mask.device)
-        self.cache.batch_select_indices(index)
-        self.seqs = [self.seqs[i] for i in keep]
+        size, kept = len(keep), set(keep)
+        movers = iter([i for i in keep if i >= size])
+        order = [i if i in kept else next(movers) for i in range(size)]
+        holes = [i for i in range(size) if order[i] != i]
+        device = self.mask.device
+        dst = torch.tensor(holes, dtype=torch.long, device=device)
+        src = torch.tensor([order[i] for i in holes], dtype=torch.long, device=device)
+        for layer in self.cache.layers:
+            layer.move_rows(dst, src, size)
+        index = torch.tensor(order, dtype=torch.long, device=device)
+        self.seqs = [self.seqs[i] for i in order]
         self.mask, self.lengths = self.mask[index], self.lengths[index]
         self.logits, self.counts = self.logits[index], self.counts[index]
-        # Drop leading columns that are padding for every remaining row.
+        # Drop leading columns that are padding for every remaining row, once they are a good part of the width.
         first = int(self.mask.any(0).int().argmax())
-        if first > 0:
+        if first >= max(16, self.mask.shape[1] // 4):
             self.mask = self.mask[:, first:]
             for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
-        return self
+                layer.drop_columns(first)
+        return order
 
     def merge(self, other: _Batch) -> _Batch:
-        """Left-pad both caches and masks to the same length and stack the batches."""
+        """Add the prefilled batch ``other``: its cache goes into free rows, right-aligned (left padding)."""
         import torch
 
         width = max(self.mask.shape[1], other.mask.shape[1])
 
-        def pad(tensor, dim):
-            missing = width - tensor.shape[dim]
-            if missing == 0:
-                return tensor
-            shape = list(tensor.shape)
-            shape[dim] = missing
-            return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+        def pad(tensor):
+            missing = width - tensor.shape[1]
+            return tensor if missing == 0 else torch.cat([tensor.new_zeros((tensor.shape[0], missing)), tensor], 1)
 
         for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
-            mine.keys = torch.cat([pad(mine.keys, -2), pad(theirs.keys, -2)], dim=0)
-            mine.values = torch.cat([pad(mine.values, -2), pad(theirs.values, -2)], dim=0)
-        self.mask = torch.cat([pad(self.mask, 1), pad(other.mask, 1)], dim=0)
+            mine.append_rows(theirs.keys, theirs.values)
+        self.mask = torch.cat([pad(self.mask), pad(other.mask)], dim=0)
         self.seqs = self.seqs + other.seqs
         self.lengths = torch.cat([self.lengths, other.lengths])
         self.logits = torch.cat([self.logits, other.logits])

@@ -1,0 +1,93 @@
+"""Continuous batching gives every request what it would get alone: the greedy streams of concurrent requests with
+different prompt lengths, budgets and arrival times equal ``model.generate`` on each prompt alone, token for token.
+
+The arrivals are chained to the progress of running streams, so that requests are admitted into a running batch
+(a longer prompt than the running ones shifts their cache), rows finish in the middle of the batch (the last row
+moves into the hole) and a long prompt that finished early leaves padding columns that are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from openchat_hf.serving.backends.base import GenerationRequest, SamplingParams
+from openchat_hf.serving.backends.transformers import TransformersBackend
+
+# (prompt length, max_tokens, start after stream `after` has received `tokens` tokens)
+PLANS = [
+    (70, 3, None, 0),  # long prompt, done early: its left padding of the others is dropped after it finishes
+    (4, 30, None, 0),
+    (18, 12, 1, 2),  # admitted into the running batch
+    (110, 6, 1, 4),  # longer than the running batch: the running rows are shifted right
+    (6, 20, 2, 3),
+    (40, 1, 1, 6),  # finishes at once, in the middle of the batch
+    (9, 14, 4, 2),
+]
+
+
+def prompts_of(tokenizer, plans=PLANS) -> list[list[int]]:
+    words = "the llama sleeps standing up in cold weather because its wool keeps it warm and dry at night".split()
+    ids = tokenizer(" ".join(words * 20), add_special_tokens=False).input_ids
+    return [ids[i : i + length] for i, (length, *_) in enumerate(plans)]
+
+
+def alone(model, ids: list[int], max_new_tokens: int) -> list[int]:
+    with torch.inference_mode():
+        out = model.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
+    return out[0, len(ids) :].tolist()
+
+
+async def batched(backend, prompts: list[list[int]], plans=PLANS) -> list[list[int]]:
+    progress = [0] * len(plans)
+    changed = asyncio.Condition()
+
+    async def one(i: int) -> list[int]:
+        _, max_tokens, after, tokens = plans[i]
+        if after is not None:
+            async with changed:
+                await changed.wait_for(lambda: progress[after] >= tokens)
+        got: list[int] = []
+        request = GenerationRequest(prompts[i], "", SamplingParams(max_tokens, temperature=0))
+        async for event in backend.stream(request):
+            got += event.token_ids
+            async with changed:
+                progress[i] = len(got)
+                changed.notify_all()
+        return got
+
+    try:
+        return await asyncio.gather(*[one(i) for i in range(len(plans))])
+    finally:
+        await backend.close()
+
+
+def check(model, tokenizer, plans=PLANS):
+    prompts = prompts_of(tokenizer, plans)
+    assert [len(p) for p in prompts] == [length for length, *_ in plans]
+    expected = [alone(model, ids, max_tokens) for ids, (_, max_tokens, *_) in zip(prompts, plans, strict=True)]
+    backend = TransformersBackend(model, tokenizer, eos_token_ids=[], max_batch_size=8)
+    assert asyncio.run(batched(backend, prompts, plans)) == expected
+    assert backend.stats()["max_batch"] >= 3
+
+
+def test_concurrent_greedy_streams_equal_generate_alone(backend):
+    check(backend.model, backend.tokenizer)
+
+
+@pytest.mark.slow
+def test_concurrent_greedy_streams_equal_generate_alone_on_smollm2(smollm2_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    shorter = [(length, max(1, budget // 2), after, min(tokens, 2)) for length, budget, after, tokens in PLANS]
+    check(model, AutoTokenizer.from_pretrained(smollm2_dir), shorter)
