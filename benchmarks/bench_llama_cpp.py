@@ -328,8 +328,8 @@ def ours_cmd(model: Path, port: int, threads: int, max_batch_size: int) -> list:
 def llama_cmd(llama: dict, gguf: Path, port: int, threads: int, parallel: int, ctx_per_slot: int) -> list:
     """llama-server (built from source), or the same server through the prebuilt ``xllamacpp`` wheel.
 
-    ``--chat-template chatml``: the prompts are token ids, so no template is used, but llama.cpp refuses to start on
-    the GGUF's own (our OpenChat template: its Jinja lexer has no ``\\u`` escape).
+    ``--chat-template chatml``: the prompts are token ids, so no template is used (GGUFs converted before our
+    template stopped writing ``\\u`` escapes, which llama.cpp's Jinja lexer rejects, would not load theirs).
     """
     if llama["kind"] == "binary":
         return [

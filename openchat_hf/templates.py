@@ -89,9 +89,17 @@ class TokenizedBatch:
         return TokenizedChat(ids, mask, self.num_neutralized[i], truncated)
 
 
+_LITERAL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 def _literal(text: str) -> str:
-    """A Jinja string literal (JSON escapes are valid in Jinja2 and minijinja alike)."""
-    return json.dumps(text, ensure_ascii=True)
+    """A Jinja string literal that Jinja2, minijinja and llama.cpp's template engine all read the same way.
+
+    Only the backslash, the quote and newline / carriage return / tab are escaped; every other character (the
+    zero-width space of neutralisation included) is written as itself: llama.cpp rejects ``\\u`` escapes, so a
+    GGUF converted from our export would not load its chat template.
+    """
+    return f'"{text.translate(_LITERAL_ESCAPES)}"'
 
 
 def validate_messages(messages: Any, *, require_alternation: bool = False) -> list[dict[str, str]]:

@@ -198,3 +198,32 @@ def test_tokenize_ignores_truncation_left_on_the_tokenizer(make_tokenizer):
     full = template.tokenize(messages)
     tokenizer("some text " * 40, truncation=True, max_length=8)  # leaves truncation set on the Rust tokenizer
     assert template.tokenize(messages) == full
+
+
+@pytest.mark.parametrize("model_type", list_model_types())
+def test_chat_template_literals_need_no_unicode_escapes(make_tokenizer, model_type):
+    """llama.cpp's template engine rejects ``\\u`` escapes: a GGUF converted from our export must load its template.
+
+    The literals (prefixes, EOT, the neutralisation tables with the zero-width space) hold their characters as
+    themselves, and Jinja2 (transformers) and minijinja (TGI) still render exactly what training rendered.
+    """
+    import re
+
+    import minijinja
+
+    tokenizer = make_tokenizer(model_type)
+    template = ChatTemplate(model_type, tokenizer)
+    jinja = template.jinja(generation_markers=False)
+    assert not re.search(r"\\u[0-9a-fA-F]{4}", jinja)
+    assert ZERO_WIDTH_SPACE in jinja
+    hostile = 'quote " backslash \\ tab \t newline \n zwsp \u200b ' + " ".join(sorted(template.special_tokens))
+    messages = [
+        {"role": "user", "content": hostile},
+        {"role": "assistant", "content": "é 中文 🙂 " + hostile},
+        {"role": "user", "content": "again"},
+    ]
+    expected = template.render(messages, add_generation_prompt=True).text
+    assert tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == expected
+    env = minijinja.Environment()
+    env.add_template("chat", jinja)
+    assert env.render_template("chat", messages=messages, add_generation_prompt=True) == expected
