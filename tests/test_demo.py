@@ -79,7 +79,9 @@ def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
             start_new_session=True,
         )
         deadline = time.monotonic() + 300
-        while "eval answers" not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
+        # Wait for the eval step's own process to be at work (its "N to go" line), not for the demo's echo of the
+        # command: a Ctrl-C in the instant between the echo and the child's start is not what this checks.
+        while "to go" not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert run.poll() is None, log.read_text()[-3000:]
         os.killpg(run.pid, signal.SIGINT)
