@@ -77,10 +77,12 @@ def test_demo_runs_the_whole_loop_and_reuses_its_outputs(tmp_path):
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As a terminal runs it: a shell without job control starts background jobs (`make test &`) with SIGINT
+            # ignored, Python then installs no KeyboardInterrupt handler, and the whole tree would ignore Ctrl-C.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 300
-        # Wait for the eval step's own process to be at work (its "N to go" line), not for the demo's echo of the
-        # command: a Ctrl-C in the instant between the echo and the child's start is not what this checks.
+        # Wait for the eval step's own process to be at work (its "N to go" line), not for the demo's echo of it.
         while "to go" not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert run.poll() is None, log.read_text()[-3000:]
