@@ -73,6 +73,13 @@ def split_indices(n: int, eval_ratio: float, seed: int) -> tuple[list[int], list
     return sorted(perm[n_eval:].tolist()), sorted(perm[:n_eval].tolist())
 
 
+def _row_starts(lengths) -> np.ndarray:
+    """Row offsets into flat arrays: ``[0, l0, l0 + l1, ...]``."""
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    return starts
+
+
 def converted_schema() -> pa.Schema:
     """Arrow schema of :func:`convert_batch`'s output (ids as int32, mask as int8)."""
     return pa.schema(
@@ -144,10 +151,9 @@ def convert_batch(
                 whole.supervise_mask[whole.starts[j] : whole.starts[j + 1]],
             )
             texts[i], neutralized[i] = whole.texts[j], whole.num_neutralized[j]
-        ids = np.concatenate([r[0] for r in rows]) if rows else ids
-        mask = np.concatenate([r[1] for r in rows]) if rows else mask
-        starts = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(r[0]) for r in rows], out=starts[1:])
+        ids = np.concatenate([r[0] for r in rows])
+        mask = np.concatenate([r[1] for r in rows])
+        starts = _row_starts([len(r[0]) for r in rows])
     full = np.diff(starts)
     over = full > max_length
     if overflow == "truncate" and over.any():  # keep each row's first max_length tokens
@@ -155,8 +161,7 @@ def convert_batch(
         keep = position < max_length
         ids, mask = ids[keep], mask[keep]
         lengths = np.minimum(full, max_length)
-        starts = np.zeros(len(full) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=starts[1:])
+        starts = _row_starts(lengths)
         truncated = over
     else:
         lengths, truncated = full, np.zeros(len(full), dtype=bool)
