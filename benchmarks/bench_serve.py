@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 import random
 import socket
@@ -155,11 +156,12 @@ async def run_clients(
         ]
         for c in range(clients)
     ]
-    latencies, first_tokens, tokens = [], [], 0
+    latencies, first_tokens, tokens, chunks = [], [], 0, 0
     sdk = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600)
     raw = httpx.AsyncClient(base_url=url, timeout=600, limits=httpx.Limits(max_connections=None))
 
     async def raw_stream(start: float, max_tokens: int, kwargs: dict) -> tuple[float | None, int]:
+        nonlocal chunks
         body = {**kwargs, "max_tokens": max_tokens, "stream": True, "stream_options": {"include_usage": True}}
         first, used = None, 0
         async with raw.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -170,14 +172,15 @@ async def run_clients(
                 chunk = json.loads(line[6:])
                 if "error" in chunk:
                     raise RuntimeError(chunk["error"])
-                if first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                    first = time.perf_counter() - start
+                if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                    chunks += 1
+                    first = time.perf_counter() - start if first is None else first
                 if chunk.get("usage"):
                     used = chunk["usage"]["completion_tokens"]
         return first, used
 
     async def one(plan):
-        nonlocal tokens
+        nonlocal tokens, chunks
         for max_tokens, question in plan:
             start = time.perf_counter()
             kwargs = {"model": model, "messages": [{"role": "user", "content": question}], "temperature": 0}
@@ -193,13 +196,14 @@ async def run_clients(
                 first_tokens.append(latencies[-1])
                 tokens += reply.usage.completion_tokens
                 continue
-            chunks = await sdk.chat.completions.create(
+            events = await sdk.chat.completions.create(
                 max_tokens=max_tokens, stream=True, stream_options={"include_usage": True}, **kwargs
             )
             first = None
-            async for chunk in chunks:
-                if first is None and chunk.choices and chunk.choices[0].delta.content:
-                    first = time.perf_counter() - start
+            async for chunk in events:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    chunks += 1
+                    first = time.perf_counter() - start if first is None else first
                 if chunk.usage is not None:
                     tokens += chunk.usage.completion_tokens
             latencies.append(time.perf_counter() - start)
@@ -217,6 +221,7 @@ async def run_clients(
         "clients": clients,
         "requests": len(latencies),
         "tokens": tokens,
+        "content_chunks": chunks,
         "tokens_per_s": tokens / wall,
         "p50_s": statistics.median(latencies),
         "p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
@@ -482,6 +487,11 @@ def main(argv: list[str] | None = None) -> int:
         help="streaming client: the openai SDK, or plain httpx + json (less client CPU on the same cores)",
     )
     parser.add_argument("--max-batch-size", type=int, default=32, help="the batched server's cap")
+    parser.add_argument(
+        "--stream-intervals",
+        default="1",
+        help="comma-separated --stream-interval values of the batched server, each measured in the same run",
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both servers (default: torch's)")
     parser.add_argument("--skip-proxy", action="store_true", help="skip the proxy-overhead measurement")
     parser.add_argument("--skip-offline", action="store_true", help="skip the engines without HTTP")
@@ -557,16 +567,19 @@ def main(argv: list[str] | None = None) -> int:
         "levels": [],
     }
 
-    backends = {
-        "sequential": SequentialBackend(model, tokenizer, eos),
-        "batched": TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=args.max_batch_size),
-    }
+    batched = TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=args.max_batch_size)
+    intervals = [int(v) for v in args.stream_intervals.split(",")]
+    results["stream_intervals"] = intervals
+    backends = {"sequential": (SequentialBackend(model, tokenizer, eos), config)}
+    for interval in intervals:
+        name = "batched" if interval == intervals[0] else f"batched_interval{interval}"
+        backends[name] = (batched, dataclasses.replace(config, stream_interval=interval))
     for clients in levels:
         per_client = max(args.requests_per_client, 8 // clients)
         runs: dict[str, list[dict]] = {name: [] for name in backends}
-        for _ in range(args.repeats):  # alternate the two servers: the machine's load drifts between runs
-            for name, backend in backends.items():
-                with Server(create_app(backend, ServerConfig(**config.__dict__))) as server:
+        for _ in range(args.repeats):  # alternate the servers: the machine's load drifts between runs
+            for name, (backend, server_config) in backends.items():
+                with Server(create_app(backend, dataclasses.replace(server_config))) as server:
                     load(server.url, min(clients, 2), 1, seed=0, stream=stream)  # warm-up
                     runs[name].append(
                         load(server.url, clients, per_client, seed=clients, stream=stream, client=args.client)
@@ -574,12 +587,12 @@ def main(argv: list[str] | None = None) -> int:
         row = {name: sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2] for name, r in runs.items()}
         row["all_tokens_per_s"] = {name: [round(x["tokens_per_s"], 1) for x in r] for name, r in runs.items()}
         row["speedup"] = row["batched"]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
+        for name in backends:
+            if name.startswith("batched_interval"):
+                row[f"speedup_{name}"] = row[name]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
         results["levels"].append(row)
-        print(
-            f"clients={clients:3d}  sequential {row['all_tokens_per_s']['sequential']} tok/s  "
-            f"batched {row['all_tokens_per_s']['batched']} tok/s  median ratio x{row['speedup']:.2f}",
-            flush=True,
-        )
+        measured = "  ".join(f"{name} {values} tok/s" for name, values in row["all_tokens_per_s"].items())
+        print(f"clients={clients:3d}  {measured}  median ratio x{row['speedup']:.2f}", flush=True)
 
     if not args.skip_proxy:
         results["proxy_openai"] = measure_proxy(path, tokenizer, model, device, args.gpu)
@@ -599,6 +612,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{b['tokens_per_s']:.1f} | {b['p50_s']:.2f} / {b['p95_s']:.2f} | "
             f"{b['ttft_p50_s']:.2f} / {b['ttft_p95_s']:.2f} | {row['speedup']:.2f}x |"
         )
+    if len(intervals) > 1:
+        first, others = intervals[0], intervals[1:]
+        print(f"\nthe batched server at other --stream-interval values (the table above: {first})")
+        print("| clients | " + " | ".join(f"interval {v}: tok/s, content chunks, ratio" for v in others) + " |")
+        print("| ---: |" + " ---: |" * len(others))
+        for row in results["levels"]:
+            cells = [
+                f"{row[n]['tokens_per_s']:.1f}, {row[n]['content_chunks']}, {row['speedup_' + n]:.2f}x"
+                for n in (f"batched_interval{v}" for v in others)
+            ]
+            print(f"| {row['sequential']['clients']} | " + " | ".join(cells) + " |")
     if "proxy_openai" in results:
         p = results["proxy_openai"]
         print(

@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="seconds running requests get after SIGTERM before they end with a 503 error",
     )
+    parser.add_argument(
+        "--stream-interval",
+        type=int,
+        default=1,
+        help="tokens per streamed chunk (embedded backend; default 1: every token); more = less CPU per token",
+    )
     parser.add_argument("--max-context", type=int, help="context length (default: model type / model config)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--dtype", help="torch dtype (default: bfloat16 on GPU, float32 on CPU)")
@@ -60,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace) -> int:
     from openchat_hf.serving.app import ServerConfig, create_app
     from openchat_hf.serving.backends import load_backend
+    from openchat_hf.serving.config import check_stream_interval
     from openchat_hf.serving.errors import ServingError
     from openchat_hf.serving.security import is_loopback, read_key_file
 
@@ -71,6 +78,7 @@ def serve(args: argparse.Namespace) -> int:
         args.model_type = model_type_of(args.model, args.model_type).name
     if args.max_queue < 0 or args.shutdown_grace < 0:
         raise ServingError("--max-queue and --shutdown-grace must not be negative.")
+    check_stream_interval(args.stream_interval, args.backend)  # before any weights load
     keys = [k.strip() for k in args.api_keys.split(",") if k.strip()]
     if args.api_key_file:
         keys += read_key_file(args.api_key_file)
@@ -108,6 +116,7 @@ def serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         max_queue=args.max_queue,
         shutdown_grace=args.shutdown_grace,
+        stream_interval=args.stream_interval,
     )
     app = create_app(backend, config)
     print(f"Serving {config.model_name!r} ({args.backend}) at http://{args.host}:{args.port}/v1", flush=True)

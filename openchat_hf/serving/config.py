@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from openchat_hf.serving.errors import ServingError
+
 
 @dataclass
 class ServerConfig:
@@ -23,6 +25,8 @@ class ServerConfig:
         max_batch_size: sequences generated at once (default: the backend's ``max_batch_size``, else 32).
         max_queue: sequences that may wait for a place in the batch; beyond that a request gets 429.
         shutdown_grace: seconds running requests get to finish after SIGTERM before they are ended with a 503.
+        stream_interval: tokens per streamed chunk (embedded backend; 1 = every token, as OpenAI). Larger values
+            send fewer, longer chunks: less CPU per token in the server and the clients, later text on screen.
     """
 
     model_name: str = "openchat"
@@ -36,3 +40,15 @@ class ServerConfig:
     max_batch_size: int | None = None
     max_queue: int = 128
     shutdown_grace: float = 30.0
+    stream_interval: int = 1
+
+
+def check_stream_interval(interval: int, backend: str) -> None:
+    """``stream_interval`` is at least 1, and above 1 only for the embedded backend (a proxy relays its upstream's
+    chunks as they come)."""
+    if interval < 1:
+        raise ServingError("--stream-interval must be at least 1.")
+    if interval > 1 and backend != "transformers":
+        raise ServingError(
+            f"--stream-interval applies to the embedded backend only; the {backend} upstream chunks its own stream."
+        )

@@ -12,7 +12,7 @@ from typing import Any
 
 from openchat_hf.serving.admission import ABORT, Admission, Ticket
 from openchat_hf.serving.backends.base import Backend, GenerationRequest, SamplingParams
-from openchat_hf.serving.config import ServerConfig
+from openchat_hf.serving.config import ServerConfig, check_stream_interval
 from openchat_hf.serving.errors import ServingError, shutting_down
 from openchat_hf.serving.metrics import Metrics
 from openchat_hf.serving.text import OutputFilter
@@ -70,6 +70,7 @@ class CompletionService:
 
         self.backend = backend
         self.config = config
+        check_stream_interval(config.stream_interval, backend.name)
         self.model_type = get_model_type(resolve_model_type(backend, config.model_type))
         self.template = ChatTemplate(self.model_type, backend.tokenizer, tokenization=_tokenization(backend))
         eot_token_id(backend.tokenizer, self.model_type)  # fail early on a tokenizer without the EOT token
@@ -144,6 +145,8 @@ class CompletionService:
         ends with a 503 :class:`ServingError`.
         """
         incremental = stream or bool(params.stop)
+        # Stop strings are looked for token by token (usage then counts no token past the stop).
+        interval = self.config.stream_interval if stream and not params.stop else 1
         queue: asyncio.Queue = asyncio.Queue()
         started = time.perf_counter()
         metrics = self.metrics
@@ -154,7 +157,7 @@ class CompletionService:
             out = OutputFilter(params.stop, self.template.strip_completion if strip else None)
             finish, tokens, last, last_tokens = None, 0, None, 0
             async with self.admission.slot(ticket):
-                request = GenerationRequest(prompt_ids, prompt_text, choice_params, incremental)
+                request = GenerationRequest(prompt_ids, prompt_text, choice_params, incremental, interval)
                 events = self.backend.stream(request)
                 try:
                     async for event in events:

@@ -91,3 +91,26 @@ def test_concurrent_greedy_streams_equal_generate_alone_on_smollm2(smollm2_dir):
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
     shorter = [(length, max(1, budget // 2), after, min(tokens, 2)) for length, budget, after, tokens in PLANS]
     check(model, AutoTokenizer.from_pretrained(smollm2_dir), shorter)
+
+
+def test_a_slow_reader_gets_the_steps_it_missed_as_one_event(backend):
+    """Events that pile up while the reader is busy come out merged (one SSE chunk instead of one per step), and
+    nothing is lost: the tokens are still those of ``generate`` alone."""
+    model, tokenizer = backend.model, backend.tokenizer
+    prompt = prompts_of(tokenizer)[1]
+    expected = alone(model, prompt, 24)
+    fresh = TransformersBackend(model, tokenizer, eos_token_ids=[], max_batch_size=4)
+
+    async def read_slowly():
+        events = []
+        try:
+            async for event in fresh.stream(GenerationRequest(prompt, "", SamplingParams(24, temperature=0))):
+                events.append(event)
+                await asyncio.sleep(0.05)  # meanwhile the worker runs several steps
+        finally:
+            await fresh.close()
+        return events
+
+    events = asyncio.run(read_slowly())
+    assert [t for e in events for t in e.token_ids] == expected
+    assert len(events) < len(expected) and events[-1].completion_tokens == 24 and events[-1].finish_reason

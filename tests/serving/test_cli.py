@@ -103,3 +103,13 @@ def test_allowed_hosts_refuse_other_host_headers(backend):
         assert httpx.get(srv.url + "/health").status_code == 200
         rebound = httpx.get(srv.url + "/health", headers={"Host": "evil.example:80"})
         assert rebound.status_code == 400 and rebound.json()["error"]["code"] == "invalid_host"
+
+
+def test_stream_interval_is_checked_before_loading(chat_model_dir, capsys):
+    from openchat_hf.cli import main
+
+    assert main(["serve", str(chat_model_dir), "--stream-interval", "0"]) == 2
+    assert "--stream-interval must be at least 1" in capsys.readouterr().err
+    proxy = ["--backend", "tgi", "--backend-url", "http://127.0.0.1:9", "--stream-interval", "4"]
+    assert main(["serve", str(chat_model_dir), *proxy]) == 2
+    assert "embedded backend only" in capsys.readouterr().err

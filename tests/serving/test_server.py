@@ -289,3 +289,27 @@ def test_conversation_logging_is_opt_in_and_cors(backend, caplog):
             )
             allowed = preflight.headers.get("access-control-allow-origin")
             assert allowed == ("https://chat.example" if origins else None)
+
+
+def test_stream_interval_sends_fewer_chunks_with_the_same_text_and_usage(backend, client):
+    """``stream_interval=4``: the greedy stream's text, finish and usage are those of the default per-token stream,
+    in at most one chunk per 4 tokens (plus the first and the last). With a stop string every token is still looked
+    at: usage counts no token generated past the stop."""
+
+    def content(chunks):
+        return [c for c in chunks if c.choices and c.choices[0].delta.content]
+
+    kwargs = {"temperature": 0, "max_tokens": 25}
+    text, finish, chunks = streamed(client, **kwargs)
+    stop = text[len(text) // 2 : len(text) // 2 + 3]
+    stopped, _, stopped_chunks = streamed(client, stop=[stop], **kwargs)
+    app = create_app(TransformersBackend(backend.model, backend.tokenizer), model_name=MODEL_NAME, stream_interval=4)
+    with ServerThread(app) as srv:
+        coarse = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)
+        text4, finish4, chunks4 = streamed(coarse, **kwargs)
+        stopped4, _, stopped_chunks4 = streamed(coarse, stop=[stop], **kwargs)
+    assert (text4, finish4) == (text, finish) == (text, ["length"])
+    assert chunks4[-1].usage.completion_tokens == chunks[-1].usage.completion_tokens == 25
+    assert len(content(chunks)) > 12 >= len(content(chunks4)) and len(content(chunks4)) <= 2 + 24 // 4
+    assert stopped4 == stopped and stop not in stopped and len(stopped) < len(text)
+    assert stopped_chunks4[-1].usage.completion_tokens == stopped_chunks[-1].usage.completion_tokens < 25

@@ -30,12 +30,15 @@ class GenerationRequest:
 
     ``incremental=False`` says the caller only needs the final result (a non-streaming request without stop
     strings): a backend may then send a single event with the whole text instead of one per token.
+    ``stream_interval`` (embedded backend) asks for an event every that many tokens instead of every token; the
+    first and the last are always sent at once.
     """
 
     prompt_ids: list[int]
     prompt_text: str
     params: SamplingParams
     incremental: bool = True
+    stream_interval: int = 1
 
 
 @dataclass
@@ -47,6 +50,12 @@ class GenerationEvent:
     token_ids: list[int] = field(default_factory=list)
     completion_tokens: int = 0
     finish_reason: str | None = None
+
+    def then(self, later: GenerationEvent) -> GenerationEvent:
+        """This event followed by ``later``, as one (a stream may coalesce events a slow reader has not taken yet)."""
+        return GenerationEvent(
+            self.text + later.text, self.token_ids + later.token_ids, later.completion_tokens, later.finish_reason
+        )
 
 
 class Backend(ABC):
