@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from openchat_hf.serving.health import wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench_cache"
 LLAMA = CACHE / "llama.cpp"
@@ -281,25 +283,20 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ServerProcess:
-        import httpx
 
         print(f"starting {self.name}: {' '.join(self.cmd)}", flush=True)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             self.cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
         )
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.__exit__()
-        raise RuntimeError(f"{self.name} not healthy after {self.timeout:.0f} s:\n{self.log_tail()}")
+        try:
+            wait_healthy(self.url, self.timeout, process=self.proc, interval=0.5)
+        except ChildProcessError:
+            raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}") from None
+        except TimeoutError:
+            self.__exit__()
+            raise RuntimeError(f"{self.name} not healthy after {self.timeout:.0f} s:\n{self.log_tail()}") from None
+        return self
 
     def log_tail(self) -> str:
         self.log.flush()

@@ -41,6 +41,7 @@ from openchat_hf.serving import ServerConfig, create_app
 from openchat_hf.serving.backends.base import Backend, GenerationEvent, GenerationRequest
 from openchat_hf.serving.backends.openai import OpenAIBackend
 from openchat_hf.serving.backends.transformers import TransformersBackend
+from openchat_hf.serving.health import wait_healthy
 
 MODEL = "bench"
 
@@ -96,13 +97,8 @@ class Server:
 
     def __enter__(self):
         self.thread.start()
-        for _ in range(600):
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        wait_healthy(self.url, 60, interval=0.05)
+        return self
 
     def __exit__(self, *exc):
         self.server.should_exit = True
@@ -658,12 +654,7 @@ def measure_proxy(path, tokenizer, model, device: str, gpu: bool) -> dict:
     )
     try:
         upstream_url = f"http://127.0.0.1:{port}"
-        for _ in range(1200):
-            try:
-                if httpx.get(upstream_url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(upstream_url, 120, process=upstream)
         proxy = OpenAIBackend(upstream_url + "/v1", tokenizer, model.config)
         with Server(create_app(proxy, ServerConfig(model_name=MODEL, model_type="openchat"))) as front:
             return proxy_overhead(upstream_url, front.url)

@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,19 +132,12 @@ def _free_port(host: str) -> int:
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
-    import httpx
+    from openchat_hf.serving.health import wait_healthy
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DemoError(f"the server exited with code {process.returncode} before it was ready")
-        try:
-            if httpx.get(url + "/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise DemoError(f"the server at {url} was not healthy after {timeout:.0f} s")
+    try:
+        wait_healthy(url, timeout, process=process, interval=0.5)
+    except (ChildProcessError, TimeoutError) as err:
+        raise DemoError(str(err)) from None
 
 
 def _stop(process: subprocess.Popen | None) -> None:

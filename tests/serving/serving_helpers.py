@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-
-import httpx
 
 MODEL_NAME = "tiny-openchat"
 
@@ -31,16 +28,11 @@ class ServerThread:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
+        from openchat_hf.serving.health import wait_healthy
+
         self.thread.start()
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        wait_healthy(self.url, 30, interval=0.05)
+        return self
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
