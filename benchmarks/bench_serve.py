@@ -232,6 +232,14 @@ REAL_PROMPTS = [
 ]
 
 
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table of already formatted cells (every column right-aligned)."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + " ---: |" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def threads() -> int:
     import torch
 
@@ -335,14 +343,19 @@ def real_model_table(args) -> dict:
         f"\n{args.real}, fp32, greedy, {args.max_tokens} new tokens, streaming ({args.client} clients), "
         f"{threads()} torch thread(s)"
     )
-    print("| clients | server tok/s | TTFT p50 / p95 s | batched `generate` tok/s (no server) | ratio |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
-    for row in results["levels"]:
-        o, g = row["server"], row["generate"]
-        print(
-            f"| {row['clients']} | {o['tokens_per_s']:.1f} | {o['ttft_p50_s']:.2f} / {o['ttft_p95_s']:.2f} | "
-            f"{g['tokens_per_s']:.1f} | {row['ratio']:.2f}x |"
-        )
+    print_table(
+        ["clients", "server tok/s", "TTFT p50 / p95 s", "batched `generate` tok/s (no server)", "ratio"],
+        [
+            [
+                f"{row['clients']}",
+                f"{row['server']['tokens_per_s']:.1f}",
+                f"{row['server']['ttft_p50_s']:.2f} / {row['server']['ttft_p95_s']:.2f}",
+                f"{row['generate']['tokens_per_s']:.1f}",
+                f"{row['ratio']:.2f}x",
+            ]
+            for row in results["levels"]
+        ],
+    )
     return results
 
 
@@ -599,26 +612,39 @@ def main(argv: list[str] | None = None) -> int:
     print()
     kind = "streaming" if stream else "non-streaming"
     print(f"{kind} clients ({args.client}), batch cap {args.max_batch_size}, {threads()} torch thread(s)")
-    print("| clients | one-at-a-time tok/s | p50 / p95 s | batched tok/s | p50 / p95 s | TTFT p50 / p95 s | ratio |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for row in results["levels"]:
-        s, b = row["sequential"], row["batched"]
-        print(
-            f"| {s['clients']} | {s['tokens_per_s']:.1f} | {s['p50_s']:.2f} / {s['p95_s']:.2f} | "
-            f"{b['tokens_per_s']:.1f} | {b['p50_s']:.2f} / {b['p95_s']:.2f} | "
-            f"{b['ttft_p50_s']:.2f} / {b['ttft_p95_s']:.2f} | {row['speedup']:.2f}x |"
-        )
+    header = ["clients", "one-at-a-time tok/s", "p50 / p95 s", "batched tok/s", "p50 / p95 s", "TTFT p50 / p95 s"]
+    print_table(
+        [*header, "ratio"],
+        [
+            [
+                f"{s['clients']}",
+                f"{s['tokens_per_s']:.1f}",
+                f"{s['p50_s']:.2f} / {s['p95_s']:.2f}",
+                f"{b['tokens_per_s']:.1f}",
+                f"{b['p50_s']:.2f} / {b['p95_s']:.2f}",
+                f"{b['ttft_p50_s']:.2f} / {b['ttft_p95_s']:.2f}",
+                f"{row['speedup']:.2f}x",
+            ]
+            for row in results["levels"]
+            for s, b in [(row["sequential"], row["batched"])]
+        ],
+    )
     if len(intervals) > 1:
         first, others = intervals[0], intervals[1:]
         print(f"\nthe batched server at other --stream-interval values (the table above: {first})")
-        print("| clients | " + " | ".join(f"interval {v}: tok/s, content chunks, ratio" for v in others) + " |")
-        print("| ---: |" + " ---: |" * len(others))
-        for row in results["levels"]:
-            cells = [
-                f"{row[n]['tokens_per_s']:.1f}, {row[n]['content_chunks']}, {row['speedup_' + n]:.2f}x"
-                for n in (f"batched_interval{v}" for v in others)
-            ]
-            print(f"| {row['sequential']['clients']} | " + " | ".join(cells) + " |")
+        print_table(
+            ["clients", *(f"interval {v}: tok/s, content chunks, ratio" for v in others)],
+            [
+                [
+                    f"{row['sequential']['clients']}",
+                    *(
+                        f"{row[n]['tokens_per_s']:.1f}, {row[n]['content_chunks']}, {row['speedup_' + n]:.2f}x"
+                        for n in (f"batched_interval{v}" for v in others)
+                    ),
+                ]
+                for row in results["levels"]
+            ],
+        )
     if "proxy_openai" in results:
         p = results["proxy_openai"]
         print(
