@@ -322,12 +322,12 @@ class TransformersBackend(Backend):
                 continue
             seq.generated.append(token)
             self._stats["generated_tokens"] += 1
+            count = len(seq.generated)
             finish = None
             if token in self.eos_token_ids:
                 finish = "stop"
-            elif len(seq.generated) >= seq.request.params.max_tokens or lengths[i] + 1 >= self.max_context:
+            elif count >= seq.request.params.max_tokens or lengths[i] + 1 >= self.max_context:
                 finish = "length"
-            count = len(seq.generated)
             if finish is None:
                 keep.append(i)
                 # No event (no decoding, no wake-up) when the caller waits for the final text only, or until
