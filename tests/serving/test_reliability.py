@@ -194,11 +194,25 @@ def test_full_queue_is_429_with_retry_after_and_drain_is_503(backend):
 
 
 # ---------------------------------------------------------------------------------------------- SIGTERM
+def _no_eos_twin(model_dir: Path, out: Path) -> Path:
+    """The benchmarks' stand-in for ``ignore_eos`` (``bench_llama_cpp.no_eos_twin``): the same folder, no EOS."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_llama_cpp.py"
+    spec = importlib.util.spec_from_file_location("bench_llama_cpp", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.no_eos_twin(model_dir, out)
+
+
 @pytest.mark.slow
-def test_sigterm_drains_then_ends_every_request_with_an_openai_error(chat_model_dir):
+def test_sigterm_drains_then_ends_every_request_with_an_openai_error(chat_model_dir, tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    cmd = [sys.executable, "-m", "openchat_hf.serving", str(chat_model_dir), "--port", str(port)]
+    # No EOS: a sampled end of turn cannot finish the long requests inside the grace (it did, once the server got
+    # faster: 16 choices x 1900 tokens sometimes all ended early with `stop`).
+    served = _no_eos_twin(Path(chat_model_dir), tmp_path / "noeos" / MODEL_NAME)
+    cmd = [sys.executable, "-m", "openchat_hf.serving", str(served), "--port", str(port)]
     proc = subprocess.Popen(
         [*cmd, "--shutdown-grace", "5", "--max-batch-size", "72"],
         env=env,
@@ -215,7 +229,7 @@ def test_sigterm_drains_then_ends_every_request_with_an_openai_error(chat_model_
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        # n=16 choices each: a batch of 64 sequences, so 1900 tokens surely outlast the grace
+        # n=16 choices each: a batch of 64 sequences, so 1900 tokens (no EOS to stop earlier) outlast the grace
         long = {"model": MODEL_NAME, "messages": QUESTIONS[2], "max_tokens": 1900, "temperature": 0.7, "n": 16}
         results: dict = {}
         short_started = threading.Event()
