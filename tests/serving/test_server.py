@@ -196,7 +196,10 @@ def test_final_only_request_gets_one_event_with_the_incremental_result(backend):
         return [e async for e in backend.stream(GenerationRequest(ids, "", params, incremental))]
 
     pieces, (final,) = asyncio.run(run(True)), asyncio.run(run(False))
-    assert len(pieces) == 12
+    # One event per step, except that steps a busy reader fell behind on come merged into one event.
+    assert len(pieces) <= 12 and all(e.token_ids for e in pieces)
+    assert sum(len(e.token_ids) for e in pieces) == pieces[-1].completion_tokens == 12
+    assert [e.completion_tokens for e in pieces] == sorted({e.completion_tokens for e in pieces})
     assert final.text == "".join(e.text for e in pieces)
     assert final.token_ids == [t for e in pieces for t in e.token_ids]
     assert (final.completion_tokens, final.finish_reason) == (12, pieces[-1].finish_reason)
