@@ -270,14 +270,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def tree_launch(src: Path) -> dict:
+    """``env`` and ``cwd`` that make ``python -m openchat_hf.cli`` run the source tree ``src`` (checked here).
+
+    ``python -m`` puts the working directory first on ``sys.path``, before PYTHONPATH: started from this checkout
+    with only ``PYTHONPATH=src``, the server imported this checkout's code, not ``src``'s.
+    """
+    src = src.resolve()
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    probe = [sys.executable, "-c", "import openchat_hf; print(openchat_hf.__file__)"]
+    where = Path(subprocess.run(probe, cwd=src, env=env, capture_output=True, text=True, check=True).stdout.strip())
+    if not where.resolve().is_relative_to(src):
+        raise SystemExit(f"--also {src}: openchat_hf would be imported from {where}, not from that tree")
+    return {"env": env, "cwd": src}
+
+
 class ServerProcess:
     """A server in its own process group, killed (group-wide) on exit; ``/health`` must answer 200 within ``timeout``."""
 
     def __init__(
-        self, name: str, cmd: list, port: int, log_dir: Path, timeout: float = 600.0, env: dict | None = None
+        self,
+        name: str,
+        cmd: list,
+        port: int,
+        log_dir: Path,
+        timeout: float = 600.0,
+        env: dict | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name, self.cmd, self.port, self.timeout = name, [str(c) for c in cmd], port, timeout
-        self.env = env
+        self.env, self.cwd = env, cwd
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
@@ -287,7 +309,7 @@ class ServerProcess:
         print(f"starting {self.name}: {' '.join(self.cmd)}", flush=True)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env, cwd=self.cwd
         )
         try:
             wait_healthy(self.url, self.timeout, process=self.proc, interval=0.5)
@@ -513,8 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             name, src = also.split("=", 1)
             port = free_port()
             cmd = ours_cmd(paths["ours"], port, args.threads, args.max_batch_size)
-            env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
-            server = ServerProcess(f"ours_{name}", cmd, port, log_dir, env=env)
+            server = ServerProcess(f"ours_{name}", cmd, port, log_dir, **tree_launch(Path(src)))
             servers[f"ours_{name}"] = (stack.enter_context(server), {})
         for key, gguf in ggufs:
             port = free_port()

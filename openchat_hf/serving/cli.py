@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--torch-threads", type=int, help="torch intra-op CPU threads (default: torch's; 1 helps on a busy machine)"
     )
+    parser.add_argument(
+        "--cpu-kernels",
+        choices=("compiled", "torch"),
+        default="compiled",
+        help="fp32 CPU decoding of 1-3 sequences: torch.compile's fused kernel (compiled at start) or torch's own",
+    )
     parser.add_argument("--log-conversations", action="store_true", help="log requests and answers (off by default)")
     parser.add_argument("--cors-origins", default="", help="comma-separated origins allowed by CORS")
     parser.add_argument("--max-request-bytes", type=int, default=1_000_000, help="largest accepted request body")
@@ -89,10 +95,7 @@ def serve(args: argparse.Namespace) -> int:
                 "Set OPENCHAT_API_KEYS or --api-key-file, or pass --allow-unauthenticated."
             )
         print(f"Warning: serving on {args.host} without an API key (--allow-unauthenticated).", flush=True)
-    if args.torch_threads:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
+    threads = claim_cpu_threads(args.torch_threads) if args.backend == "transformers" else None
     backend = load_backend(
         args.model,
         args.backend,
@@ -103,6 +106,8 @@ def serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         device=args.device,
         dtype=args.dtype,
+        threads=threads,
+        cpu_kernels=args.cpu_kernels == "compiled",
     )
     config = ServerConfig(
         model_name=args.model_name or Path(args.model).resolve().name,
@@ -125,6 +130,20 @@ def serve(args: argparse.Namespace) -> int:
     if server.should_exit:
         print("openchat-hf serve: stopped", flush=True)
     return 0
+
+
+def claim_cpu_threads(requested: int | None) -> int:
+    """The generation thread's CPU thread count (``requested``, else torch's); the calling thread keeps one.
+
+    OpenMP (libgomp) keeps the helper threads of every thread that ran a parallel kernel; with more of them than
+    cores it stops spinning between kernels, so each parallel kernel of the generation thread waited for sleeping
+    helpers (a 1-row SmolLM2 step ~1.6x slower on 2 cores, benchmarks/RESULTS.md). Call it before the model loads.
+    """
+    import torch
+
+    threads = requested or torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads
 
 
 def _graceful_server(app, *, host: str, port: int, grace: float):

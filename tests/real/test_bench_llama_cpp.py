@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "bench_llama_cpp.py"
 
@@ -40,3 +42,22 @@ def test_no_eos_twin_stops_on_nothing_and_shares_the_weights(tiny_chat_dir, tmp_
     assert weights and all(p.is_symlink() and p.resolve().parent == Path(tiny_chat_dir).resolve() for p in weights)
     assert (twin / "openchat_hf.json").is_file()  # the server still finds the model type
     _bench().no_eos_twin(Path(tiny_chat_dir), tmp_path / "twin")  # rerunnable
+
+
+def test_also_starts_our_server_from_the_other_tree(tmp_path):
+    """``--also NAME=SRC`` must run SRC's code: with only PYTHONPATH set, ``python -m`` from this checkout imported
+    this checkout's package instead (the working directory comes first on sys.path)."""
+    other = tmp_path / "other"
+    (other / "openchat_hf").mkdir(parents=True)
+    (other / "openchat_hf" / "__init__.py").write_text("TREE = 'other'\n")
+    launch = _bench().tree_launch(other)
+    probe = [sys.executable, "-c", "import openchat_hf; print(openchat_hf.TREE)"]
+    done = subprocess.run(probe, capture_output=True, text=True, timeout=60, **launch)
+    assert done.stdout.strip() == "other", done.stderr
+    from_here = subprocess.run(probe, capture_output=True, text=True, timeout=60, env=launch["env"], cwd=REPO)
+    assert "TREE" in from_here.stderr  # the trap: from this checkout, this checkout's package (no TREE) wins
+
+
+def test_also_refuses_a_tree_without_the_package(tmp_path):
+    with pytest.raises((SystemExit, subprocess.CalledProcessError)):
+        _bench().tree_launch(tmp_path)

@@ -71,13 +71,14 @@ async def batched(backend, prompts: list[list[int]], plans=PLANS) -> list[list[i
         await backend.close()
 
 
-def check(model, tokenizer, plans=PLANS):
+def check(model, tokenizer, plans=PLANS, *, cpu_kernels=False):
     prompts = prompts_of(tokenizer, plans)
     assert [len(p) for p in prompts] == [length for length, *_ in plans]
     expected = [alone(model, ids, max_tokens) for ids, (_, max_tokens, *_) in zip(prompts, plans, strict=True)]
-    backend = TransformersBackend(model, tokenizer, eos_token_ids=[], max_batch_size=8)
+    backend = TransformersBackend(model, tokenizer, eos_token_ids=[], max_batch_size=8, cpu_kernels=cpu_kernels)
     assert asyncio.run(batched(backend, prompts, plans)) == expected
     assert backend.stats()["max_batch"] >= 3
+    return backend
 
 
 def test_concurrent_greedy_streams_equal_generate_alone(backend):
@@ -91,6 +92,16 @@ def test_concurrent_greedy_streams_equal_generate_alone_on_smollm2(smollm2_dir):
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
     shorter = [(length, max(1, budget // 2), after, min(tokens, 2)) for length, budget, after, tokens in PLANS]
     check(model, AutoTokenizer.from_pretrained(smollm2_dir), shorter)
+
+
+@pytest.mark.slow
+def test_with_the_compiled_cpu_kernel_smollm2_streams_still_equal_plain_generate(smollm2_dir):
+    """The batch runs 1-3 rows on the compiled kernel and more on MKL; ``generate`` alone runs the unpatched model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    backend = check(model, AutoTokenizer.from_pretrained(smollm2_dir), PLANS, cpu_kernels=True)
+    assert backend.compiled_layers == 30 * 5 + 1  # q, o, gate, up, down per layer, lm_head (k / v are smaller)
 
 
 def test_a_slow_reader_gets_the_steps_it_missed_as_one_event(backend):

@@ -113,3 +113,29 @@ def test_stream_interval_is_checked_before_loading(chat_model_dir, capsys):
     proxy = ["--backend", "tgi", "--backend-url", "http://127.0.0.1:9", "--stream-interval", "4"]
     assert main(["serve", str(chat_model_dir), *proxy]) == 2
     assert "embedded backend only" in capsys.readouterr().err
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenMP starts no helper threads on one core")
+def test_serve_keeps_the_main_thread_free_of_openmp_helpers():
+    """The main thread must leave no OpenMP helper threads behind (the generation thread's kernels slow down when
+    there are more of them than cores); without ``claim_cpu_threads`` a parallel kernel there starts one."""
+    script = (
+        "import os, sys, torch\n"
+        "from openchat_hf.serving.cli import claim_cpu_threads\n"
+        "default = torch.get_num_threads()\n"
+        "threads = claim_cpu_threads(None) if sys.argv[1] == 'claim' else default\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "x = torch.randn(512, 512)\n"
+        "for _ in range(3): (x @ x).sum()\n"
+        "print(default, threads, torch.get_num_threads(), len(os.listdir('/proc/self/task')) - before)\n"
+    )
+
+    def run(mode: str) -> list[int]:
+        done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [int(v) for v in done.stdout.split()]
+
+    default, threads, main_threads, new_tasks = run("claim")
+    assert (threads, main_threads, new_tasks) == (default, 1, 0)  # the worker gets the count, main starts nobody
+    default, _, main_threads, new_tasks = run("control")
+    assert main_threads == default > 1 and new_tasks > 0

@@ -24,6 +24,8 @@ def load_backend(
     max_batch_size: int = 32,
     device: str | None = None,
     dtype: str | None = None,
+    threads: int | None = None,
+    cpu_kernels: bool = True,
 ) -> Backend:
     """Build a backend for the checkpoint folder ``model_path`` (its tokenizer and config are always read locally)."""
     path = Path(model_path)
@@ -37,7 +39,9 @@ def load_backend(
     if backend == "transformers":
         from openchat_hf.serving.backends.transformers import TransformersBackend
 
-        return TransformersBackend.from_pretrained(path, device=device, dtype=dtype, max_batch_size=max_batch_size)
+        return TransformersBackend.from_pretrained(
+            path, device=device, dtype=dtype, max_batch_size=max_batch_size, threads=threads, cpu_kernels=cpu_kernels
+        )
     if backend not in BACKENDS:
         raise ServingError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if not backend_url:

@@ -84,6 +84,7 @@ class TransformersBackend(Backend):
         eos_token_ids: list[int] | None = None,
         max_batch_size: int = 32,
         threads: int | None = None,
+        cpu_kernels: bool = False,
     ) -> None:
         super().__init__(tokenizer, model.config)
         import torch
@@ -91,6 +92,9 @@ class TransformersBackend(Backend):
         # OpenMP thread settings are per thread: the worker applies the creating thread's count (or ``threads``)
         # itself, else its matrix products ran on torch's default of every core, spinning against other work.
         self.threads = threads or torch.get_num_threads()
+        # The compiled few-row kernel of cpu_linear for fp32 CPU layers, set up by the worker when it starts.
+        self.cpu_kernels = cpu_kernels
+        self.compiled_layers = 0
 
         self.model = model.eval()
         self.device = next(model.parameters()).device
@@ -125,6 +129,7 @@ class TransformersBackend(Backend):
         self._inbox: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._ready = threading.Event()
         self._stats = {
             "requests": 0,
             "finished": 0,
@@ -140,9 +145,17 @@ class TransformersBackend(Backend):
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, *, device: str | None = None, dtype: str | None = None, max_batch_size: int = 32
+        cls,
+        path: str | Path,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_batch_size: int = 32,
+        threads: int | None = None,
+        cpu_kernels: bool = True,
     ) -> TransformersBackend:
-        """Load a local checkpoint: bf16 on GPU, fp32 on CPU, unless ``dtype`` says otherwise."""
+        """Load a local checkpoint: bf16 on GPU, fp32 on CPU, unless ``dtype`` says otherwise (``cpu_kernels``: the
+        compiled few-row kernel for fp32 CPU layers, see :mod:`~openchat_hf.serving.backends.cpu_linear`)."""
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -158,14 +171,16 @@ class TransformersBackend(Backend):
         tokenizer = load_tokenizer(path)  # checked before the weights load
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
         logger.info("Loaded %s on %s (%s)", path, device, torch_dtype)
-        return cls(model, tokenizer, max_batch_size=max_batch_size)
+        return cls(model, tokenizer, max_batch_size=max_batch_size, threads=threads, cpu_kernels=cpu_kernels)
 
     # ------------------------------------------------------------------------------------------- async side
     async def start(self) -> None:
         if self._thread is None:
             self._stopping.clear()
+            self._ready.clear()
             self._thread = threading.Thread(target=self._worker, name="openchat-hf-generate", daemon=True)
             self._thread.start()
+            await asyncio.to_thread(self._ready.wait)  # the kernels are compiled before the first request
 
     async def close(self) -> None:
         if self._thread is not None:
@@ -216,6 +231,14 @@ class TransformersBackend(Backend):
     def _worker(self) -> None:
         torch = self._torch
         torch.set_num_threads(self.threads)
+        try:
+            if self.cpu_kernels and self.device.type == "cpu":
+                from openchat_hf.serving.backends.cpu_linear import compile_few_row_linear
+
+                self.compiled_layers = compile_few_row_linear(self.model)
+                logger.info("Compiled the few-row CPU kernel for %d linear layers", self.compiled_layers)
+        finally:
+            self._ready.set()
         batch: _Batch | None = None
         with torch.inference_mode():
             while not self._stopping.is_set():
