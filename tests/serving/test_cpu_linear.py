@@ -69,7 +69,11 @@ def test_more_rows_and_other_dtypes_go_to_torchs_kernel(compiled):
     model, _, _ = compiled
     layer = model.model.layers[0].mlp.gate_proj
     with torch.inference_mode():
-        for x in (torch.randn(4, layer.in_features), torch.randn(2, 8, layer.in_features)):
+        for x in (
+            torch.randn(4, layer.in_features),
+            torch.randn(2, 8, layer.in_features),
+            torch.randn(0, layer.in_features),
+        ):
             assert torch.equal(layer(x), F.linear(x, layer.weight))
         half = torch.randn(1, layer.in_features, dtype=torch.bfloat16)
         with pytest.raises(RuntimeError):  # what nn.Linear itself does with a bf16 input on fp32 weights

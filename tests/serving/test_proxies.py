@@ -43,16 +43,21 @@ def fake_tgi_app(backend: TransformersBackend, received: list):
         )
         text, stops = "", p.get("stop") or []
         async for event in backend.stream(GenerationRequest(ids, payload["inputs"], params)):
-            token_id = event.token_ids[-1]
-            special = token_id in backend.eos_token_ids
-            piece = backend.tokenizer.convert_ids_to_tokens(token_id) if special else event.text
-            text += "" if special else piece
-            finish = {"stop": "eos_token", "length": "length"}.get(event.finish_reason)
-            if not special and any(s in text for s in stops):
-                finish = "stop_sequence"
-            yield {"id": token_id, "text": piece, "logprob": -1.0, "special": special}, text, finish, len(ids)
-            if finish:
-                return
+            # TGI sends one event per token; a backend event can hold several (a reader that fell behind gets the
+            # steps it missed at once): its text goes with its first token, the others carry none.
+            pending = event.text
+            for k, token_id in enumerate(event.token_ids):
+                special = token_id in backend.eos_token_ids
+                piece = backend.tokenizer.convert_ids_to_tokens(token_id) if special else pending
+                pending = pending if special else ""
+                text += "" if special else piece
+                last = k == len(event.token_ids) - 1
+                finish = {"stop": "eos_token", "length": "length"}.get(event.finish_reason) if last else None
+                if not special and any(s in text for s in stops):
+                    finish = "stop_sequence"
+                yield {"id": token_id, "text": piece, "logprob": -1.0, "special": special}, text, finish, len(ids)
+                if finish:
+                    return
 
     async def generate(request: Request):
         payload = await request.json()

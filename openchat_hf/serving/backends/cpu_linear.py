@@ -47,7 +47,7 @@ def _few_row_forward(module: Any, weight: Any, max_rows: int):
 
     def forward(x):
         rows = x.numel() // features
-        if rows > max_rows or x.dtype != weight.dtype:
+        if not 0 < rows <= max_rows or x.dtype != weight.dtype:
             return F.linear(x, module.weight, bias)
         out = kernel(x.reshape(rows, features), weight).reshape(*x.shape[:-1], weight.shape[0])
         return out if bias is None else out + bias
