@@ -1,9 +1,9 @@
-"""Faster CPU linear layers for decoding one or two sequences: a fused multiply-reduce kernel from ``torch.compile``.
+"""Faster CPU linear layers for decoding 1-3 sequences: a fused multiply-reduce kernel from ``torch.compile``.
 
 A decoding step with one sequence is a chain of matrix-vector products, bound by how fast the weights are read.
 ``F.linear`` calls MKL, whose 1-row product on the AMD EPYC CPUs measured read fp32 weights at ~10 GB/s on one
 thread while the same CPU streams memory at ~29 GB/s (benchmarks/RESULTS.md); Inductor's C++ kernel for
-``(x * W).sum(-1)``, fused (no product tensor) and parallel over the output rows, reads them at ~20-27 GB/s. With
+``(x * W).sum(-1)``, fused (no product tensor) and parallel over the output rows, reads them at ~20-22 GB/s. With
 more rows MKL's blocked matrix product wins, so only inputs of at most ``max_rows`` rows take the kernel.
 
 The kernel sums in another order than MKL (results differ in the last bits, as MKL's own 1-row and batched products
@@ -23,7 +23,7 @@ _kernel: Any = None
 
 
 def _matvec():
-    """The compiled ``x @ W.T`` for few rows (one graph for every shape: sizes are symbolic)."""
+    """The compiled ``x @ W.T`` for few rows (sizes are symbolic: no recompilation per weight shape)."""
     global _kernel
     if _kernel is None:
         import torch
@@ -77,10 +77,9 @@ def compile_few_row_linear(model: Any, *, max_rows: int = 3, min_weight: int = M
         return 0
     try:
         with torch.inference_mode():
-            for shape in {tuple(m.weight.shape) for m in layers}:
-                weight = next(m.weight for m in layers if tuple(m.weight.shape) == shape).detach()
+            for weight in {tuple(m.weight.shape): m.weight.detach() for m in layers}.values():
                 for rows in sorted({1, max_rows}):
-                    x = torch.randn(rows, shape[1])
+                    x = torch.randn(rows, weight.shape[1])
                     torch.testing.assert_close(_matvec()(x, weight), x @ weight.T, rtol=1e-4, atol=1e-4)
     except Exception as error:  # no C++ compiler, an unsupported platform: keep torch's own kernels
         logger.warning(
