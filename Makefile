@@ -1,4 +1,4 @@
-# openchat-hf: `make demo` runs the whole loop on the embedded tiny default (CPU); `make test` runs the test suite.
+# openchat-hf: `make demo` runs the whole loop on a real small model (SmolLM2-135M-Instruct, CPU); `make test` runs the test suite.
 # Both create the project's virtualenv (.venv) first: torch 2.13.0 (CPU build) first, then the package with extras.
 
 PYTHON ?= python3
