@@ -566,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, r in runs.items():
                 row[name] = sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2]
                 row[name + "_all_tokens_per_s"] = [round(x["tokens_per_s"], 1) for x in r]
-            ours_texts, ref_texts = row["ours"]["texts"], row["llama_f32"]["texts"]
+            # Every turn's answers (the median turns of two servers may be different turns, on other prompts).
+            ours_texts = {k: t for r in runs["ours"] for k, t in r["texts"].items()}
+            ref_texts = {k: t for r in runs["llama_f32"] for k, t in r["texts"].items()}
             row["same_text_share"] = statistics.mean(ours_texts[k] == ref_texts.get(k) for k in ours_texts)
             row["common_prefix_chars_mean"] = statistics.mean(
                 common_prefix(ours_texts[k], ref_texts.get(k, "")) for k in ours_texts

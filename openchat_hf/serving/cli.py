@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from openchat_hf.serving.backends.transformers import CPU_KERNELS
+
 DEFAULT_PORT = 18888
 
 
@@ -60,9 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cpu-kernels",
-        choices=("compiled", "torch"),
+        choices=CPU_KERNELS,
         default="compiled",
-        help="fp32 CPU decoding of 1-3 sequences: torch.compile's fused kernel (compiled at start) or torch's own",
+        help="fp32 CPU linear layers: compiled = a fused kernel for 1-3 sequences (AOTInductor, compiled once and "
+        "cached) and oneDNN on prepacked weights for more (a copy of the weights, made when memory allows); "
+        "few-row = the kernel alone, for 1-16 sequences (no copy); torch = torch's own (MKL)",
     )
     parser.add_argument("--log-conversations", action="store_true", help="log requests and answers (off by default)")
     parser.add_argument("--cors-origins", default="", help="comma-separated origins allowed by CORS")
@@ -107,7 +111,7 @@ def serve(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         threads=threads,
-        cpu_kernels=args.cpu_kernels == "compiled",
+        cpu_kernels=args.cpu_kernels,
     )
     config = ServerConfig(
         model_name=args.model_name or Path(args.model).resolve().name,

@@ -71,7 +71,7 @@ async def batched(backend, prompts: list[list[int]], plans=PLANS) -> list[list[i
         await backend.close()
 
 
-def check(model, tokenizer, plans=PLANS, *, cpu_kernels=False):
+def check(model, tokenizer, plans=PLANS, *, cpu_kernels="torch"):
     prompts = prompts_of(tokenizer, plans)
     assert [len(p) for p in prompts] == [length for length, *_ in plans]
     expected = [alone(model, ids, max_tokens) for ids, (_, max_tokens, *_) in zip(prompts, plans, strict=True)]
@@ -96,12 +96,13 @@ def test_concurrent_greedy_streams_equal_generate_alone_on_smollm2(smollm2_dir):
 
 @pytest.mark.slow
 def test_with_the_compiled_cpu_kernel_smollm2_streams_still_equal_plain_generate(smollm2_dir):
-    """The batch runs 1-3 rows on the compiled kernel and more on MKL; ``generate`` alone runs the unpatched model."""
+    """The batch runs 1-3 rows on the compiled kernel, more (and the prefills) on prepacked oneDNN weights;
+    ``generate`` alone runs the unpatched model (MKL)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
-    backend = check(model, AutoTokenizer.from_pretrained(smollm2_dir), PLANS, cpu_kernels=True)
-    assert backend.compiled_layers == 30 * 5 + 1  # q, o, gate, up, down per layer, lm_head (k / v are smaller)
+    backend = check(model, AutoTokenizer.from_pretrained(smollm2_dir), PLANS, cpu_kernels="compiled")
+    assert backend.compiled_layers == backend.prepacked_layers == 30 * 7 + 1  # q, k, v, o, gate, up, down, lm_head
 
 
 def test_a_slow_reader_gets_the_steps_it_missed_as_one_event(backend):

@@ -25,7 +25,7 @@ def load_backend(
     device: str | None = None,
     dtype: str | None = None,
     threads: int | None = None,
-    cpu_kernels: bool = True,
+    cpu_kernels: str = "compiled",
 ) -> Backend:
     """Build a backend for the checkpoint folder ``model_path`` (its tokenizer and config are always read locally)."""
     path = Path(model_path)

@@ -34,6 +34,9 @@ from openchat_hf.serving.errors import ServingError
 logger = logging.getLogger(__name__)
 
 _DONE = object()
+# fp32 CPU linear layers: "compiled" = cpu_linear's few-row kernel and prepacked oneDNN weights for more rows (when
+# memory allows the copy), "few-row" = the kernel only (no copy), "torch" = torch's own (MKL).
+CPU_KERNELS = ("compiled", "few-row", "torch")
 
 
 @dataclass
@@ -84,7 +87,7 @@ class TransformersBackend(Backend):
         eos_token_ids: list[int] | None = None,
         max_batch_size: int = 32,
         threads: int | None = None,
-        cpu_kernels: bool = False,
+        cpu_kernels: str = "torch",
     ) -> None:
         super().__init__(tokenizer, model.config)
         import torch
@@ -92,9 +95,11 @@ class TransformersBackend(Backend):
         # OpenMP thread settings are per thread: the worker applies the creating thread's count (or ``threads``)
         # itself, else its matrix products ran on torch's default of every core, spinning against other work.
         self.threads = threads or torch.get_num_threads()
-        # The compiled few-row kernel of cpu_linear for fp32 CPU layers, set up by the worker when it starts.
+        # cpu_linear's kernels for fp32 CPU layers (CPU_KERNELS), set up by the worker when it starts.
+        if cpu_kernels not in CPU_KERNELS:
+            raise ServingError(f"cpu_kernels must be one of {', '.join(CPU_KERNELS)}, not {cpu_kernels!r}.")
         self.cpu_kernels = cpu_kernels
-        self.compiled_layers = 0
+        self.compiled_layers = self.prepacked_layers = 0
 
         self.model = model.eval()
         self.device = next(model.parameters()).device
@@ -152,10 +157,10 @@ class TransformersBackend(Backend):
         dtype: str | None = None,
         max_batch_size: int = 32,
         threads: int | None = None,
-        cpu_kernels: bool = True,
+        cpu_kernels: str = "compiled",
     ) -> TransformersBackend:
         """Load a local checkpoint: bf16 on GPU, fp32 on CPU, unless ``dtype`` says otherwise (``cpu_kernels``: the
-        compiled few-row kernel for fp32 CPU layers, see :mod:`~openchat_hf.serving.backends.cpu_linear`)."""
+        kernels for fp32 CPU layers, one of ``CPU_KERNELS``, see :mod:`~openchat_hf.serving.backends.cpu_linear`)."""
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -232,11 +237,16 @@ class TransformersBackend(Backend):
         torch = self._torch
         torch.set_num_threads(self.threads)
         try:
-            if self.cpu_kernels and self.device.type == "cpu":
-                from openchat_hf.serving.backends.cpu_linear import compile_few_row_linear
+            if self.cpu_kernels != "torch" and self.device.type == "cpu":
+                from openchat_hf.serving.backends.cpu_linear import fast_cpu_linears
 
-                self.compiled_layers = compile_few_row_linear(self.model)
-                logger.info("Compiled the few-row CPU kernel for %d linear layers", self.compiled_layers)
+                kernels = fast_cpu_linears(self.model, prepack=None if self.cpu_kernels == "compiled" else False)
+                self.compiled_layers, self.prepacked_layers = kernels.compiled, kernels.prepacked
+                logger.info(
+                    "CPU kernels: %d linear layers compiled for few rows, %d prepacked for more",
+                    kernels.compiled,
+                    kernels.prepacked,
+                )
         finally:
             self._ready.set()
         batch: _Batch | None = None
