@@ -231,3 +231,25 @@ def test_an_unknown_kernel_choice_is_refused(chat_model_dir):
 
     with pytest.raises(ServingError, match="cpu_kernels must be one of compiled, few-row, torch"):
         TransformersBackend.from_pretrained(chat_model_dir, cpu_kernels="fast")
+
+
+@pytest.mark.parametrize("rows", [1, 9])
+def test_a_deep_copy_and_a_changed_weight_compute_with_their_own_weights(prepacked, rows):
+    """The kernels read the module's weight when called (a copy of the model uses its copy), and prepacked weights
+    are packed again after an in-place change (which a test patching a copy's ``lm_head`` row does)."""
+    model, _, _ = prepacked
+    twin = copy.deepcopy(model)
+    x = torch.randn(rows, 512)
+    with torch.inference_mode():
+        before = model.lm_head(x)
+    with torch.no_grad():
+        twin.lm_head.weight[7] = twin.lm_head.weight[3] * 1.5
+    assert uses_few_row_kernel(twin.lm_head)
+    with torch.inference_mode():
+        torch.testing.assert_close(twin.lm_head(x), F.linear(x, twin.lm_head.weight), rtol=1e-4, atol=1e-4)
+        assert torch.equal(model.lm_head(x), before)  # the original's weights are untouched
+    layer = copy.deepcopy(model.model.layers[0].mlp.up_proj)
+    with torch.no_grad():
+        layer.weight.mul_(-2)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight), rtol=1e-4, atol=1e-4)

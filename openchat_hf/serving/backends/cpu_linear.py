@@ -26,6 +26,7 @@ import logging
 import os
 import platform
 import tempfile
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,28 +115,44 @@ def few_row_kernel():
     return _kernel
 
 
-def _forward(module: Any, weight: Any, max_rows: int, packed: Any):
-    """A forward for ``module`` (an ``nn.Linear``): the compiled kernel up to ``max_rows`` rows, the prepacked oneDNN
-    product above (when ``packed``), else ``F.linear``."""
+def _fast_forward(self, x):
+    """``nn.Linear.forward`` with the kernels (bound to the module: a deep copy of the model gets its own, on its own
+    weights): the compiled kernel up to ``max_rows`` rows, oneDNN on the prepacked weight above, else ``F.linear``."""
     import torch
     import torch.nn.functional as F
 
-    kernel, bias, features = few_row_kernel(), module.bias, weight.shape[1]
-    linear = torch.ops.mkldnn._linear_pointwise if packed is not None else None
+    weight, bias = self.weight, self.bias
+    rows = x.numel() // weight.shape[1]
+    if rows == 0 or x.dtype != weight.dtype:
+        return F.linear(x, weight, bias)
+    flat = x.reshape(rows, weight.shape[1])
+    if rows <= self._fast_max_rows:
+        out = few_row_kernel()(flat.contiguous(), weight)
+        out = out if bias is None else out + bias
+    elif self._fast_packed is None:
+        return F.linear(x, weight, bias)
+    else:
+        out = torch.ops.mkldnn._linear_pointwise(flat, self._fast_packed.of(weight), bias, "none", [], "")
+    return out.reshape(*x.shape[:-1], weight.shape[0])
 
-    def forward(x):
-        rows = x.numel() // features
-        if rows == 0 or x.dtype != weight.dtype or (rows > max_rows and linear is None):
-            return F.linear(x, module.weight, bias)
-        flat = x.reshape(rows, features)
-        if rows <= max_rows:
-            out = kernel(flat.contiguous(), weight)
-            out = out if bias is None else out + bias
-        else:
-            out = linear(flat, packed, bias, "none", [], "")
-        return out.reshape(*x.shape[:-1], weight.shape[0])
 
-    return forward
+class _Packed:
+    """A weight prepacked for oneDNN, packed again when the weight changed in place or is another tensor (a deep copy
+    starts empty: oneDNN's packed tensors cannot be copied, and the copy's weight is another tensor)."""
+
+    def __init__(self, weight: Any = None) -> None:
+        self.key, self.packed = None, None
+        if weight is not None:
+            self.of(weight)
+
+    def of(self, weight: Any) -> Any:
+        key = (weight.data_ptr(), weight._version)
+        if key != self.key:
+            self.key, self.packed = key, _prepack(weight.detach())
+        return self.packed
+
+    def __deepcopy__(self, memo: dict) -> _Packed:
+        return _Packed()
 
 
 def _available_memory() -> int | None:
@@ -227,17 +244,18 @@ def fast_cpu_linears(
             with torch.inference_mode():
                 for module in layers:  # tied weights are packed once
                     if module.weight.data_ptr() not in packed:
-                        packed[module.weight.data_ptr()] = _prepack(module.weight.detach())
+                        packed[module.weight.data_ptr()] = _Packed(module.weight)
         except Exception as error:  # no oneDNN in this torch build
             logger.warning("Prepacked CPU weights unavailable (%s: %s).", type(error).__name__, error)
             packed = {}
             max_rows = 16 if max_rows == 3 else max_rows
     for module in layers:
-        # A detached view (same storage, tied weights stay tied) passed to the kernel as a plain input.
-        module.forward = _forward(module, module.weight.detach(), max_rows, packed.get(module.weight.data_ptr()))
+        module._fast_max_rows = max_rows
+        module._fast_packed = packed.get(module.weight.data_ptr())
+        module.forward = types.MethodType(_fast_forward, module)
     return CpuKernels(compiled=len(layers), prepacked=len(layers) if packed else 0)
 
 
 def uses_few_row_kernel(module: Any) -> bool:
     """Whether :func:`fast_cpu_linears` gave ``module`` the compiled kernel."""
-    return getattr(module.__dict__.get("forward"), "__qualname__", "").startswith("_forward")
+    return getattr(module.__dict__.get("forward"), "__func__", None) is _fast_forward
