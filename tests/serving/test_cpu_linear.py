@@ -47,22 +47,23 @@ def big_linears(model) -> list[torch.nn.Linear]:
     return [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight.numel() >= MIN_WEIGHT_ELEMENTS]
 
 
+def patched(prepack: bool):
+    """A small model given the kernels, an unpatched copy of it, and what ``fast_cpu_linears`` reported."""
+    model = small_llama()
+    reference = copy.deepcopy(model)
+    return model, reference, fast_cpu_linears(model, prepack=prepack)
+
+
 @pytest.fixture(scope="module")
 def compiled():
     """The kernel alone (no prepacked weights): up to MAX_ROWS rows compiled, more on MKL."""
-    model = small_llama()
-    reference = copy.deepcopy(model)
-    kernels = fast_cpu_linears(model, prepack=False)
-    return model, reference, kernels
+    return patched(prepack=False)
 
 
 @pytest.fixture(scope="module")
 def prepacked():
     """The kernel for 1-3 rows and oneDNN on prepacked weights for more."""
-    model = small_llama()
-    reference = copy.deepcopy(model)
-    kernels = fast_cpu_linears(model, prepack=True)
-    return model, reference, kernels
+    return patched(prepack=True)
 
 
 def test_every_large_fp32_layer_gets_the_kernel_and_tied_weights_stay_tied(compiled, prepacked):

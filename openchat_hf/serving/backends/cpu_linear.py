@@ -63,7 +63,6 @@ def _kernel_path() -> Path:
     """The package for this torch, this CPU (the kernel is built with ``-march=native``) and this kernel source."""
     import torch
 
-    flags = ""
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
@@ -171,10 +170,18 @@ def _prepack(weight: Any) -> Any:
     import torch
 
     packed = torch.ops.mkldnn._reorder_linear_weight(weight, PREPACK_BATCH)
-    x = torch.randn(PREPACK_BATCH, weight.shape[1])
-    got = torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
-    torch.testing.assert_close(got, x @ weight.T, rtol=1e-4, atol=1e-4)
+    _check_product(
+        lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], ""), weight, PREPACK_BATCH
+    )
     return packed
+
+
+def _check_product(product: Any, weight: Any, rows: int) -> None:
+    """Raise unless ``product(x)`` equals ``x @ weight.T`` for a random ``x`` of ``rows`` rows."""
+    import torch
+
+    x = torch.randn(rows, weight.shape[1])
+    torch.testing.assert_close(product(x), x @ weight.T, rtol=1e-4, atol=1e-4)
 
 
 @dataclass
@@ -212,33 +219,20 @@ def fast_cpu_linears(
         and module.weight.is_contiguous()
         and module.weight.numel() >= min_weight
     ]
+    if max_rows is not None and not 1 <= max_rows <= KERNEL_MAX_ROWS:
+        raise ValueError(f"max_rows must be 1 to {KERNEL_MAX_ROWS}, not {max_rows}.")
+    if not layers:
+        return CpuKernels()
     if prepack is None:
         available, needed = _available_memory(), sum(m.weight.numel() * 4 for m in layers)
         prepack = available is not None and needed <= available / 2
-        if not prepack and layers:
+        if not prepack:
             logger.warning(
                 "Not prepacking the weights for batched CPU decoding: a copy needs %.1f GB, %s available.",
                 needed / 1e9,
                 "unknown" if available is None else f"{available / 1e9:.1f} GB",
             )
-    max_rows = max_rows if max_rows is not None else (3 if prepack else 16)
-    if not 1 <= max_rows <= KERNEL_MAX_ROWS:
-        raise ValueError(f"max_rows must be 1 to {KERNEL_MAX_ROWS}, not {max_rows}.")
-    if not layers:
-        return CpuKernels()
-    try:
-        kernel = few_row_kernel()
-        with torch.inference_mode():
-            for weight in {tuple(m.weight.shape): m.weight.detach() for m in layers}.values():
-                for rows in sorted({1, max_rows}):
-                    x = torch.randn(rows, weight.shape[1])
-                    torch.testing.assert_close(kernel(x, weight), x @ weight.T, rtol=1e-4, atol=1e-4)
-    except Exception as error:  # no C++ compiler, an unsupported platform or torch: keep torch's own kernels
-        logger.warning(
-            "CPU decoding kernel unavailable (%s: %s); using torch's linear layers.", type(error).__name__, error
-        )
-        return CpuKernels()
-    packed: dict[int, Any] = {}
+    packed: dict[int, _Packed] = {}
     if prepack:
         try:
             with torch.inference_mode():
@@ -248,7 +242,18 @@ def fast_cpu_linears(
         except Exception as error:  # no oneDNN in this torch build
             logger.warning("Prepacked CPU weights unavailable (%s: %s).", type(error).__name__, error)
             packed = {}
-            max_rows = 16 if max_rows == 3 else max_rows
+    max_rows = max_rows if max_rows is not None else (3 if packed else 16)
+    try:
+        kernel = few_row_kernel()
+        with torch.inference_mode():
+            for weight in {tuple(m.weight.shape): m.weight.detach() for m in layers}.values():
+                for rows in sorted({1, max_rows}):
+                    _check_product(lambda x, w=weight: kernel(x, w), weight, rows)
+    except Exception as error:  # no C++ compiler, an unsupported platform or torch: keep torch's own kernels
+        logger.warning(
+            "CPU decoding kernel unavailable (%s: %s); using torch's linear layers.", type(error).__name__, error
+        )
+        return CpuKernels()
     for module in layers:
         module._fast_max_rows = max_rows
         module._fast_packed = packed.get(module.weight.data_ptr())
