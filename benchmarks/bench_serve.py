@@ -1,9 +1,13 @@
 """Serving throughput and latency: the embedded backend's continuous batching vs one request at a time.
 
-Both servers are the same FastAPI app on 127.0.0.1 in this process; only the backend differs:
+The servers are the same FastAPI app on 127.0.0.1 in this process; only the backend differs:
 
-* ``sequential`` (baseline, OpenChat v1's serving loop): one request at a time, ``model.generate`` under a lock;
-* ``batched``: :class:`openchat_hf.serving.backends.transformers.TransformersBackend` (continuous batching, KV cache).
+* ``sequential`` (baseline, OpenChat v1's serving loop): one request at a time, ``model.generate`` under a lock, the
+  text streamed every 6 tokens as v1 did (``--baseline-stream-tokens``; 0 sends each answer as one chunk);
+* ``batched``: :class:`openchat_hf.serving.backends.transformers.TransformersBackend` (continuous batching, KV cache);
+* ``no_model`` (the harness ceiling, ``--skip-ceiling`` to leave it out): tokens that cost nothing, chunked as the
+  batched server chunks them, through the same app and clients: what this machine's HTTP path and load generator
+  allow at best. A ratio near the ceiling's is bound by the harness, not by the model's serving.
 
 Clients are real ``openai.AsyncOpenAI`` clients in a separate process, each sending requests back to back (varied
 ``max_tokens``, greedy), streaming by default (``--plain`` for non-streaming). Prints output tokens/s, p50/p95
@@ -47,41 +51,97 @@ MODEL = "bench"
 
 
 class SequentialBackend(Backend):
-    """The baseline: one request at a time through ``model.generate`` (what OpenChat v1's server did)."""
+    """The baseline, OpenChat v1's serving loop: one request at a time (here ``model.generate`` under a lock), the
+    text streamed every ``stream_tokens`` tokens as v1 did (its ``--stream_tokens``, default 6); ``stream_tokens=0``
+    sends each answer as one chunk (this script's baseline until 3 Dec 2026)."""
 
     name = "sequential"
 
-    def __init__(self, model, tokenizer, eos_token_ids) -> None:
+    def __init__(self, model, tokenizer, eos_token_ids, stream_tokens: int = 6) -> None:
         import torch
 
         super().__init__(tokenizer, model.config)
-        self.model, self.eos = model, eos_token_ids
+        self.model, self.eos, self.stream_tokens = model, eos_token_ids, stream_tokens
         self.lock = threading.Lock()
         self.threads = torch.get_num_threads()  # OpenMP settings are per thread: applied in the worker threads
 
-    def _generate(self, request: GenerationRequest) -> list[int]:
+    def _generate(self, request: GenerationRequest, emit, every: int) -> None:
+        """Generate ``request``, handing ``emit`` the new token ids every ``every`` tokens (0: all at the end)."""
         import torch
+        from transformers.generation.streamers import BaseStreamer
+
+        class Chunks(BaseStreamer):
+            def __init__(self) -> None:
+                self.prompt_seen, self.pending = False, []
+
+            def put(self, value) -> None:
+                if not self.prompt_seen:  # generate hands the streamer the prompt first
+                    self.prompt_seen = True
+                    return
+                self.pending += value.flatten().tolist()
+                if every and len(self.pending) >= every:
+                    self.end()
+
+            def end(self) -> None:
+                if self.pending:
+                    emit(self.pending)
+                    self.pending = []
 
         torch.set_num_threads(self.threads)
         p = request.params
         ids = torch.tensor([request.prompt_ids], device=self.model.device)
         kwargs = {"do_sample": True, "temperature": p.temperature, "top_p": p.top_p} if p.temperature else {}
         with self.lock, torch.inference_mode():
-            out = self.model.generate(
+            self.model.generate(
                 ids,
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=p.max_tokens,
                 eos_token_id=self.eos,
                 pad_token_id=self.tokenizer.pad_token_id,
                 do_sample=bool(p.temperature),
+                streamer=Chunks(),
                 **kwargs,
             )
-        return out[0, ids.shape[1] :].tolist()
 
     async def stream(self, request: GenerationRequest):
-        tokens = await asyncio.to_thread(self._generate, request)
-        finish = "stop" if tokens and tokens[-1] in self.eos else "length"
-        yield GenerationEvent(self.tokenizer.decode(tokens, skip_special_tokens=True), tokens, len(tokens), finish)
+        loop, chunks = asyncio.get_running_loop(), asyncio.Queue()
+        every = self.stream_tokens if request.incremental else 0
+
+        def emit(new: list[int]) -> None:
+            loop.call_soon_threadsafe(chunks.put_nowait, new)
+
+        done = asyncio.ensure_future(asyncio.to_thread(self._generate, request, emit, every))
+        done.add_done_callback(lambda _: loop.call_soon(chunks.put_nowait, None))
+        tokens, unsent, sent = [], [], ""
+        while (new := await chunks.get()) is not None:
+            tokens, unsent = tokens + new, unsent + new
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            final = len(tokens) >= request.params.max_tokens or tokens[-1] in self.eos
+            if final or not text.endswith("\ufffd"):  # whole characters only, as v1
+                finish = ("stop" if tokens[-1] in self.eos else "length") if final else None
+                yield GenerationEvent(text[len(sent) :], unsent, len(tokens), finish)
+                unsent, sent = [], text
+        await done  # raises what generate raised
+
+
+class NoModelBackend(Backend):
+    """The harness ceiling: tokens that cost nothing (no model), through the same app, SSE path and clients.
+
+    It stands in for the embedded backend (its name, so ``--stream-interval`` applies): each request gets
+    ``max_tokens`` tokens of one word, one per event loop turn, chunked as the embedded backend chunks them (the
+    first at once, then one event per ``stream_interval`` tokens, and the last). What the batched server reaches
+    against this figure is what the machine leaves it beside the clients."""
+
+    name = "transformers"
+
+    async def stream(self, request: GenerationRequest):
+        total = request.params.max_tokens
+        every, reported = (request.stream_interval if request.incremental else total), 0
+        for count in range(1, total + 1):
+            await asyncio.sleep(0)
+            if (count == 1 and request.incremental) or count - reported >= every or count == total:
+                new, reported = count - reported, count
+                yield GenerationEvent(" word" * new, [0] * new, count, "length" if count == total else None)
 
 
 class Server:
@@ -502,6 +562,17 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated --stream-interval values of the batched server, each measured in the same run",
     )
     parser.add_argument("--threads", type=int, help="torch intra-op threads for both servers (default: torch's)")
+    parser.add_argument(
+        "--baseline-stream-tokens",
+        type=int,
+        default=6,
+        help="the one-at-a-time server streams every N tokens (OpenChat v1's default, 6); 0: one chunk per answer",
+    )
+    parser.add_argument(
+        "--skip-ceiling",
+        action="store_true",
+        help="skip the no-model server (the same app and clients, tokens that cost nothing: the harness ceiling)",
+    )
     parser.add_argument("--skip-proxy", action="store_true", help="skip the proxy-overhead measurement")
     parser.add_argument("--skip-offline", action="store_true", help="skip the engines without HTTP")
     parser.add_argument("--requests-per-client", type=int, default=3)
@@ -579,10 +650,14 @@ def main(argv: list[str] | None = None) -> int:
     batched = TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=args.max_batch_size)
     intervals = [int(v) for v in args.stream_intervals.split(",")]
     results["stream_intervals"] = intervals
-    backends = {"sequential": (SequentialBackend(model, tokenizer, eos), config)}
+    results["baseline_stream_tokens"] = args.baseline_stream_tokens
+    backends = {"sequential": (SequentialBackend(model, tokenizer, eos, args.baseline_stream_tokens), config)}
     for interval in intervals:
-        name = "batched" if interval == intervals[0] else f"batched_interval{interval}"
-        backends[name] = (batched, dataclasses.replace(config, stream_interval=interval))
+        suffix = "" if interval == intervals[0] else f"_interval{interval}"
+        backends["batched" + suffix] = (batched, dataclasses.replace(config, stream_interval=interval))
+        if not args.skip_ceiling:
+            no_model = NoModelBackend(tokenizer, model.config)
+            backends["no_model" + suffix] = (no_model, dataclasses.replace(config, stream_interval=interval))
     for clients in levels:
         per_client = max(args.requests_per_client, 8 // clients)
         runs: dict[str, list[dict]] = {name: [] for name in backends}
@@ -597,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         row["all_tokens_per_s"] = {name: [round(x["tokens_per_s"], 1) for x in r] for name, r in runs.items()}
         row["speedup"] = row["batched"]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
         for name in backends:
-            if name.startswith("batched_interval"):
+            if name != "sequential":
                 row[f"speedup_{name}"] = row[name]["tokens_per_s"] / row["sequential"]["tokens_per_s"]
         results["levels"].append(row)
         measured = "  ".join(f"{name} {values} tok/s" for name, values in row["all_tokens_per_s"].items())
@@ -612,9 +687,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     kind = "streaming" if stream else "non-streaming"
     print(f"{kind} clients ({args.client}), batch cap {args.max_batch_size}, {threads()} torch thread(s)")
+    chunking = f"every {args.baseline_stream_tokens} tokens" if args.baseline_stream_tokens else "one per answer"
+    if stream:
+        print(f"one-at-a-time chunks: {chunking}; batched: --stream-interval {intervals[0]}")
     header = ["clients", "one-at-a-time tok/s", "p50 / p95 s", "batched tok/s", "p50 / p95 s", "TTFT p50 / p95 s"]
+    ceiling = [] if args.skip_ceiling else ["no-model ceiling tok/s, ratio"]
     print_table(
-        [*header, "ratio"],
+        [*header, "ratio", *ceiling],
         [
             [
                 f"{s['clients']}",
@@ -624,6 +703,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{b['p50_s']:.2f} / {b['p95_s']:.2f}",
                 f"{b['ttft_p50_s']:.2f} / {b['ttft_p95_s']:.2f}",
                 f"{row['speedup']:.2f}x",
+                *(
+                    []
+                    if args.skip_ceiling
+                    else [f"{row['no_model']['tokens_per_s']:.1f}, {row['speedup_no_model']:.2f}x"]
+                ),
             ]
             for row in results["levels"]
             for s, b in [(row["sequential"], row["batched"])]
@@ -631,15 +715,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if len(intervals) > 1:
         first, others = intervals[0], intervals[1:]
+        note = "" if args.skip_ceiling else "; no-model ratio"
         print(f"\nthe batched server at other --stream-interval values (the table above: {first})")
         print_table(
-            ["clients", *(f"interval {v}: tok/s, content chunks, ratio" for v in others)],
+            ["clients", *(f"interval {v}: tok/s, content chunks, ratio{note}" for v in others)],
             [
                 [
                     f"{row['sequential']['clients']}",
                     *(
                         f"{row[n]['tokens_per_s']:.1f}, {row[n]['content_chunks']}, {row['speedup_' + n]:.2f}x"
-                        for n in (f"batched_interval{v}" for v in others)
+                        + ("" if args.skip_ceiling else f"; {row['speedup_no_model_interval' + str(v)]:.2f}x")
+                        for v, n in ((v, f"batched_interval{v}") for v in others)
                     ),
                 ]
                 for row in results["levels"]
