@@ -5,6 +5,8 @@ The servers are the same FastAPI app on 127.0.0.1 in this process; only the back
 * ``sequential`` (baseline, OpenChat v1's serving loop): one request at a time, ``model.generate`` under a lock, the
   text streamed every 6 tokens as v1 did (``--baseline-stream-tokens``; 0 sends each answer as one chunk);
 * ``batched``: :class:`openchat_hf.serving.backends.transformers.TransformersBackend` (continuous batching, KV cache);
+* ``engine`` (``--engine-process``): the same backend with its model and scheduler in a child process
+  (:class:`openchat_hf.serving.backends.engine_process.EngineProcessBackend`);
 * ``no_model`` (the harness ceiling, ``--skip-ceiling`` to leave it out): tokens that cost nothing, chunked as the
   batched server chunks them, through the same app and clients: what this machine's HTTP path and load generator
   allow at best. A ratio near the ceiling's is bound by the harness, not by the model's serving.
@@ -43,6 +45,7 @@ import openai
 
 from openchat_hf.serving import ServerConfig, create_app
 from openchat_hf.serving.backends.base import Backend, GenerationEvent, GenerationRequest
+from openchat_hf.serving.backends.engine_process import EngineProcessBackend
 from openchat_hf.serving.backends.openai import OpenAIBackend
 from openchat_hf.serving.backends.transformers import TransformersBackend
 from openchat_hf.serving.health import wait_healthy
@@ -573,6 +576,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the no-model server (the same app and clients, tokens that cost nothing: the harness ceiling)",
     )
+    parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="also measure the batched server with its model in a child process (serve --engine-process)",
+    )
     parser.add_argument("--skip-proxy", action="store_true", help="skip the proxy-overhead measurement")
     parser.add_argument("--skip-offline", action="store_true", help="skip the engines without HTTP")
     parser.add_argument("--requests-per-client", type=int, default=3)
@@ -652,9 +660,15 @@ def main(argv: list[str] | None = None) -> int:
     results["stream_intervals"] = intervals
     results["baseline_stream_tokens"] = args.baseline_stream_tokens
     backends = {"sequential": (SequentialBackend(model, tokenizer, eos, args.baseline_stream_tokens), config)}
+    engine = None
     for interval in intervals:
         suffix = "" if interval == intervals[0] else f"_interval{interval}"
         backends["batched" + suffix] = (batched, dataclasses.replace(config, stream_interval=interval))
+        if args.engine_process:
+            engine = engine or EngineProcessBackend(
+                path, max_batch_size=args.max_batch_size, threads=torch.get_num_threads(), cpu_kernels="torch"
+            )
+            backends["engine" + suffix] = (engine, dataclasses.replace(config, stream_interval=interval))
         if not args.skip_ceiling:
             no_model = NoModelBackend(tokenizer, model.config)
             backends["no_model" + suffix] = (no_model, dataclasses.replace(config, stream_interval=interval))
@@ -692,8 +706,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"one-at-a-time chunks: {chunking}; batched: --stream-interval {intervals[0]}")
     header = ["clients", "one-at-a-time tok/s", "p50 / p95 s", "batched tok/s", "p50 / p95 s", "TTFT p50 / p95 s"]
     ceiling = [] if args.skip_ceiling else ["no-model ceiling tok/s, ratio"]
+    engine_column = ["--engine-process tok/s, ratio"] if args.engine_process else []
     print_table(
-        [*header, "ratio", *ceiling],
+        [*header, "ratio", *engine_column, *ceiling],
         [
             [
                 f"{s['clients']}",
@@ -703,6 +718,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{b['p50_s']:.2f} / {b['p95_s']:.2f}",
                 f"{b['ttft_p50_s']:.2f} / {b['ttft_p95_s']:.2f}",
                 f"{row['speedup']:.2f}x",
+                *(
+                    [f"{row['engine']['tokens_per_s']:.1f}, {row['speedup_engine']:.2f}x"]
+                    if args.engine_process
+                    else []
+                ),
                 *(
                     []
                     if args.skip_ceiling
@@ -715,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if len(intervals) > 1:
         first, others = intervals[0], intervals[1:]
-        note = "" if args.skip_ceiling else "; no-model ratio"
+        note = ("; engine ratio" if args.engine_process else "") + ("" if args.skip_ceiling else "; no-model ratio")
         print(f"\nthe batched server at other --stream-interval values (the table above: {first})")
         print_table(
             ["clients", *(f"interval {v}: tok/s, content chunks, ratio{note}" for v in others)],
@@ -724,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['sequential']['clients']}",
                     *(
                         f"{row[n]['tokens_per_s']:.1f}, {row[n]['content_chunks']}, {row['speedup_' + n]:.2f}x"
+                        + (f"; engine {row['speedup_engine_interval' + str(v)]:.2f}x" if args.engine_process else "")
                         + ("" if args.skip_ceiling else f"; {row['speedup_no_model_interval' + str(v)]:.2f}x")
                         for v, n in ((v, f"batched_interval{v}") for v in others)
                     ),

@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "cached) and oneDNN on prepacked weights for more (a copy of the weights, made when memory allows); "
         "few-row = the kernel alone, for 1-16 sequences (no copy); torch = torch's own (MKL)",
     )
+    parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="run the embedded backend's model and scheduler in a child process, so that generation and the HTTP "
+        "side do not share one Python interpreter lock (for machines with cores to spare)",
+    )
     parser.add_argument("--log-conversations", action="store_true", help="log requests and answers (off by default)")
     parser.add_argument("--cors-origins", default="", help="comma-separated origins allowed by CORS")
     parser.add_argument("--max-request-bytes", type=int, default=1_000_000, help="largest accepted request body")
@@ -112,6 +118,7 @@ def serve(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         threads=threads,
         cpu_kernels=args.cpu_kernels,
+        engine_process=args.engine_process,
     )
     config = ServerConfig(
         model_name=args.model_name or Path(args.model).resolve().name,

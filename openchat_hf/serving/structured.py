@@ -26,6 +26,13 @@ def available() -> bool:
     return True
 
 
+def structured_output(tokenizer: Any, vocab_size: int, eos_token_ids) -> StructuredOutput | None:
+    """The embedded backend's ``response_format`` support: ``None`` without llguidance or a fast tokenizer."""
+    if not (available() and getattr(tokenizer, "is_fast", False)):
+        return None
+    return StructuredOutput(tokenizer, vocab_size or len(tokenizer), sorted(eos_token_ids))
+
+
 class StructuredOutput:
     """Compiles schemas for one tokenizer (cached) and builds a :class:`JsonConstraint` per sequence."""
 

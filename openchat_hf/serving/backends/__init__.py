@@ -26,8 +26,10 @@ def load_backend(
     dtype: str | None = None,
     threads: int | None = None,
     cpu_kernels: str = "compiled",
+    engine_process: bool = False,
 ) -> Backend:
-    """Build a backend for the checkpoint folder ``model_path`` (its tokenizer and config are always read locally)."""
+    """Build a backend for the checkpoint folder ``model_path`` (its tokenizer and config are always read locally);
+    ``engine_process`` runs the embedded backend's model and scheduler in a child process."""
     path = Path(model_path)
     if not (path / "config.json").exists() or not any(
         (path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")
@@ -36,12 +38,17 @@ def load_backend(
             f"{path} is not a checkpoint folder with config.json and a tokenizer; pass a local folder "
             "(e.g. the output of `openchat-hf patch` / `openchat-hf export` or of training)."
         )
+    if engine_process and backend != "transformers":
+        raise ServingError(f"--engine-process applies to the embedded backend only, not to the {backend} proxy.")
     if backend == "transformers":
+        options = {"device": device, "dtype": dtype, "max_batch_size": max_batch_size, "threads": threads}
+        if engine_process:
+            from openchat_hf.serving.backends.engine_process import EngineProcessBackend
+
+            return EngineProcessBackend(path, cpu_kernels=cpu_kernels, **options)
         from openchat_hf.serving.backends.transformers import TransformersBackend
 
-        return TransformersBackend.from_pretrained(
-            path, device=device, dtype=dtype, max_batch_size=max_batch_size, threads=threads, cpu_kernels=cpu_kernels
-        )
+        return TransformersBackend.from_pretrained(path, cpu_kernels=cpu_kernels, **options)
     if backend not in BACKENDS:
         raise ServingError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if not backend_url:

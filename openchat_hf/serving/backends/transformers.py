@@ -118,11 +118,7 @@ class TransformersBackend(Backend):
         from openchat_hf.serving import structured
 
         vocab = int(model.get_output_embeddings().weight.shape[0]) if model.get_output_embeddings() is not None else 0
-        self.structured = (
-            structured.StructuredOutput(tokenizer, vocab or len(tokenizer), sorted(self.eos_token_ids))
-            if structured.available() and getattr(tokenizer, "is_fast", False)
-            else None
-        )
+        self.structured = structured.structured_output(tokenizer, vocab, self.eos_token_ids)
         self.response_formats = structured.RESPONSE_FORMATS if self.structured else ("text",)
         self.on_step: Any = None  # called with the batch size of every decoding step (the /metrics histogram)
         # Prefill computes logits for the last position only where the model supports it.
