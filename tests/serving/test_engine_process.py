@@ -129,3 +129,13 @@ def test_only_the_embedded_backend_runs_in_a_process(chat_model_dir):
 
     with pytest.raises(ServingError, match="embedded backend only"):
         load_backend(chat_model_dir, "openai", backend_url="http://127.0.0.1:9/v1", engine_process=True)
+
+
+def test_close_stops_the_child_at_once(chat_model_dir):
+    from openchat_hf.serving.backends import load_backend
+
+    backend = load_backend(chat_model_dir, cpu_kernels="torch", engine_process=True)
+    child = backend._process
+    started = time.perf_counter()
+    asyncio.run(backend.close())
+    assert time.perf_counter() - started < 10 and not child.is_alive() and child.exitcode == 0

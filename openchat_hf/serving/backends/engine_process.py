@@ -7,7 +7,7 @@ process keeps the tokenizer and the HTTP side. Requests and cancellations go dow
 events come back in one message (with the scheduler's counters and batch sizes, for ``/metrics``). Answers are the
 ones of the in-process backend: the same scheduler computes them.
 
-The child ignores Ctrl-C and SIGTERM (the server drains, then stops it) and ends when the pipe closes. If it dies,
+The child ignores Ctrl-C and SIGTERM (the server drains, then stops it) and ends when told or when the pipe closes. If it dies,
 running requests end with a 500 and later ones get a 503.
 """
 
@@ -139,11 +139,16 @@ class EngineProcessBackend(Backend):
     async def close(self) -> None:
         if self._process is not None:
             process, conn = self._process, self._conn
-            self._process = self._conn = None
-            conn.close()  # the child ends when its pipe closes
+            self._process = self._conn = None  # the reader now takes the pipe's end as expected
+            try:
+                with self._send_lock:
+                    conn.send(("stop",))
+            except OSError:  # the child is gone already
+                pass
             await asyncio.to_thread(process.join, 30)
             if process.is_alive():
                 process.kill()
+            conn.close()
 
     def stats(self) -> dict[str, Any]:
         stats = dict(self._stats)  # the child's counters as of its last message
@@ -287,6 +292,8 @@ def _engine_main(conn, path: str, options: dict) -> None:
             seq = sequences.pop(message[1], None)
             if seq is not None:
                 seq.cancelled = True
+        else:  # "stop"
+            break
     backend._stopping.set()
     backend._inbox.put(None)
     worker.join(30)
