@@ -47,16 +47,11 @@ class EngineProcessBackend(Backend):
     ) -> None:
         from transformers import AutoConfig
 
-        from openchat_hf.serving.backends.transformers import CPU_KERNELS
+        from openchat_hf.serving.backends.transformers import check_settings
         from openchat_hf.tokenizer_loading import load_tokenizer
 
         path = Path(path)
-        if not (path / "config.json").exists():
-            raise ServingError(f"{path} is not a model folder (no config.json); pass a local checkpoint directory.")
-        if cpu_kernels not in CPU_KERNELS:
-            raise ServingError(f"cpu_kernels must be one of {', '.join(CPU_KERNELS)}, not {cpu_kernels!r}.")
-        if max_batch_size < 1:
-            raise ServingError("max_batch_size must be at least 1.")
+        check_settings(cpu_kernels, max_batch_size, path)
         super().__init__(load_tokenizer(path), AutoConfig.from_pretrained(path))
         self.max_batch_size = max_batch_size
         self.on_step: Any = None  # called with the batch size of every decoding step (the /metrics histogram)
@@ -162,13 +157,10 @@ class EngineProcessBackend(Backend):
             self.structured.grammar(params.json_schema)  # a 400 now, before any response is sent
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        from openchat_hf.serving.backends.transformers import read_events
+
         if self._process is None or not self._process.is_alive():
-            raise ServingError(
-                "The model is not running (the engine process stopped).",
-                status=503,
-                type="server_error",
-                code="engine_failed",
-            )
+            raise _not_running()
         rid, out = next(self._ids), asyncio.Queue()
         self._streams[rid] = (asyncio.get_running_loop(), out)
         ended = False
@@ -176,28 +168,10 @@ class EngineProcessBackend(Backend):
             try:
                 self._send(("generate", rid, request))
             except (OSError, AttributeError) as err:  # the pipe broke, or close() ran meanwhile
-                raise ServingError(
-                    "The model is not running (the engine process stopped).",
-                    status=503,
-                    type="server_error",
-                    code="engine_failed",
-                ) from err
-            pending = None
-            while True:
-                item, pending = (await out.get() if pending is None else pending), None
-                if item is _DONE:
-                    ended = True
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                # Steps the reader fell behind on go out as one event, as in the in-process backend.
-                while item.finish_reason is None and not out.empty():
-                    later = out.get_nowait()
-                    if not isinstance(later, GenerationEvent):
-                        pending = later
-                        break
-                    item = item.then(later)
-                yield item
+                raise _not_running() from err
+            async for event in read_events(out, _DONE):
+                yield event
+            ended = True
         finally:
             self._streams.pop(rid, None)
             if not ended and self._conn is not None:  # closed early (client gone, stop string): cancel it
@@ -205,6 +179,12 @@ class EngineProcessBackend(Backend):
                     self._send(("cancel", rid))
                 except OSError:
                     pass
+
+
+def _not_running() -> ServingError:
+    return ServingError(
+        "The model is not running (the engine process stopped).", status=503, type="server_error", code="engine_failed"
+    )
 
 
 def _hand_over(by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue, Any]]]) -> None:

@@ -96,8 +96,7 @@ class TransformersBackend(Backend):
         # itself, else its matrix products ran on torch's default of every core, spinning against other work.
         self.threads = threads or torch.get_num_threads()
         # cpu_linear's kernels for fp32 CPU layers (CPU_KERNELS), set up by the worker when it starts.
-        if cpu_kernels not in CPU_KERNELS:
-            raise ServingError(f"cpu_kernels must be one of {', '.join(CPU_KERNELS)}, not {cpu_kernels!r}.")
+        check_settings(cpu_kernels, max_batch_size)
         self.cpu_kernels = cpu_kernels
         self.compiled_layers = self.prepacked_layers = 0
 
@@ -108,8 +107,6 @@ class TransformersBackend(Backend):
             eos = model.config.eos_token_id if eos is None else eos
             eos_token_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
         self.eos_token_ids = set(eos_token_ids)
-        if max_batch_size < 1:
-            raise ServingError("max_batch_size must be at least 1.")
         self.max_batch_size = max_batch_size
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         from openchat_hf.modeling.context import context_length
@@ -163,8 +160,7 @@ class TransformersBackend(Backend):
         from openchat_hf.tokenizer_loading import load_tokenizer
 
         path = Path(path)
-        if not (path / "config.json").exists():
-            raise ServingError(f"{path} is not a model folder (no config.json); pass a local checkpoint directory.")
+        check_settings(cpu_kernels, max_batch_size, path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = (
             getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
@@ -204,26 +200,9 @@ class TransformersBackend(Backend):
         seq = _Sequence(request, asyncio.get_running_loop(), asyncio.Queue())
         self._stats["requests"] += 1
         self._inbox.put(seq)
-        out, pending = seq.out, None
         try:
-            while True:
-                if pending is None:
-                    item = await out.get()
-                else:
-                    item, pending = pending, None
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                # Steps the reader fell behind on go out as one event (one SSE chunk, not one per step): under load
-                # the event loop and the client do per-chunk work once per wake-up, not once per token.
-                while item.finish_reason is None and not out.empty():
-                    later = out.get_nowait()
-                    if not isinstance(later, GenerationEvent):
-                        pending = later
-                        break
-                    item = item.then(later)
-                yield item
+            async for event in read_events(seq.out, _DONE):
+                yield event
         finally:
             # Closing the iterator early (client gone, stop string found) cancels the generation.
             seq.cancelled = True
@@ -474,6 +453,38 @@ class TransformersBackend(Backend):
             return ""
         seq.prefix_offset, seq.read_offset = seq.read_offset, len(ids)
         return text[len(sent) :]
+
+
+async def read_events(out: asyncio.Queue, done: Any) -> AsyncIterator[GenerationEvent]:
+    """A sequence's events from its queue until ``done``; an exception in the queue is raised.
+
+    Steps the reader fell behind on go out as one event (one SSE chunk, not one per step): under load the event loop
+    and the client do per-chunk work once per wake-up, not once per token.
+    """
+    pending = None
+    while True:
+        item, pending = (await out.get() if pending is None else pending), None
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        while item.finish_reason is None and not out.empty():
+            later = out.get_nowait()
+            if not isinstance(later, GenerationEvent):
+                pending = later
+                break
+            item = item.then(later)
+        yield item
+
+
+def check_settings(cpu_kernels: str, max_batch_size: int, path: Path | None = None) -> None:
+    """The embedded backend's settings (and checkpoint folder), checked before anything loads."""
+    if path is not None and not (path / "config.json").exists():
+        raise ServingError(f"{path} is not a model folder (no config.json); pass a local checkpoint directory.")
+    if cpu_kernels not in CPU_KERNELS:
+        raise ServingError(f"cpu_kernels must be one of {', '.join(CPU_KERNELS)}, not {cpu_kernels!r}.")
+    if max_batch_size < 1:
+        raise ServingError("max_batch_size must be at least 1.")
 
 
 def _padding_mask_is_enough(config: Any) -> bool:
