@@ -126,3 +126,32 @@ def test_a_slow_reader_gets_the_steps_it_missed_as_one_event(backend):
     events = asyncio.run(read_slowly())
     assert [t for e in events for t in e.token_ids] == expected
     assert len(events) < len(expected) and events[-1].completion_tokens == 24 and events[-1].finish_reason
+
+
+def test_every_request_is_counted_once_a_cancelled_waiting_one_included(backend):
+    """A request whose client goes away while it waits for a place in the batch never runs; it must still be
+    counted (as cancelled), so that requests = finished + cancelled + failed."""
+    model, tokenizer = backend.model, backend.tokenizer
+    prompt = prompts_of(tokenizer)[1]
+    capped = TransformersBackend(model, tokenizer, eos_token_ids=[], max_batch_size=1)
+
+    async def run() -> dict:
+        try:
+            running = capped.stream(GenerationRequest(prompt, "", SamplingParams(1500, temperature=0), True, 1))
+            await anext(running)  # it holds the only place
+            waiting = capped.stream(GenerationRequest(prompt, "", SamplingParams(5, temperature=0), True, 1))
+            task = asyncio.create_task(anext(waiting))
+            while capped.stats()["waiting"] < 1:
+                await asyncio.sleep(0.01)
+            task.cancel()  # its client hangs up while it waits
+            await asyncio.gather(task, return_exceptions=True)
+            await running.aclose()  # then the running one's too; the worker takes the waiting one next
+            done = GenerationRequest(prompt, "", SamplingParams(3, temperature=0), True, 1)
+            assert [e async for e in capped.stream(done)][-1].finish_reason == "length"
+            return capped.stats()
+        finally:
+            await capped.close()
+
+    stats = asyncio.run(run())
+    assert stats["requests"] == 3 and stats["finished"] == 1 and stats["failed"] == 0
+    assert stats["cancelled"] == 2  # the running one and the one that never ran

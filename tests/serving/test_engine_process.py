@@ -11,6 +11,9 @@ import pytest
 from serving_helpers import MODEL_NAME, ServerThread
 
 PROMPTS = ["Hi", "Tell me about ships.", "What is two and two?", "Name a colour."]
+# Greedy: the tiny model's greedy answer to "Hi" runs to max_tokens; a sampled one may end with EOS within a few
+# tokens (59 of 2000 once), before the hang-up or the kill the tests wait on.
+LONG = {"stream": True, "temperature": 0}
 
 
 def _app(backend):
@@ -21,6 +24,12 @@ def _app(backend):
 
 def _client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+
+
+def _has_text(line: str) -> bool:
+    """A chunk with answer text (the first chunk only names the role: it goes out before the request reaches the
+    backend, so a client hanging up on it may cancel nothing)."""
+    return line.startswith("data: {") and '"content":"' in line and '"content":""' not in line
 
 
 def _answer(client, prompt: str, max_tokens: int = 12) -> tuple[str, int, str]:
@@ -93,14 +102,15 @@ def test_a_client_that_goes_away_cancels_its_sequence_in_the_child(engine_server
     engine, server = engine_server
     before = engine.stats().get("cancelled", 0)
     body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2000}
-    with httpx.stream("POST", server.url + "/v1/chat/completions", json={**body, "stream": True}) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: {"):
-                break  # the first token came: hang up
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json={**body, **LONG}) as response:
+        next(line for line in response.iter_lines() if _has_text(line))  # the first token came: hang up
     deadline = time.time() + 20
     while engine.stats()["cancelled"] == before and time.time() < deadline:
         _answer(_client(server.url), "Hi", 2)
     assert engine.stats()["cancelled"] > before
+    generated = engine.stats()["generated_tokens"]
+    time.sleep(0.5)
+    assert engine.stats()["generated_tokens"] == generated  # nothing runs on in the child
 
 
 def test_a_dead_engine_ends_streams_with_an_error_event_then_answers_503(chat_model_dir):
@@ -110,9 +120,9 @@ def test_a_dead_engine_ends_streams_with_an_error_event_then_answers_503(chat_mo
     try:
         with ServerThread(_app(backend)) as server:
             body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2000}
-            with httpx.stream("POST", server.url + "/v1/chat/completions", json={**body, "stream": True}) as response:
+            with httpx.stream("POST", server.url + "/v1/chat/completions", json={**body, **LONG}) as response:
                 lines = response.iter_lines()
-                next(line for line in lines if line.startswith("data: {"))
+                next(line for line in lines if _has_text(line))  # generating in the child
                 backend._process.kill()
                 rest = [line for line in lines if line]
             assert any('"error"' in line and "engine_failed" in line for line in rest) and rest[-1] == "data: [DONE]"

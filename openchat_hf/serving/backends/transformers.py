@@ -267,7 +267,9 @@ class TransformersBackend(Backend):
                 break
             if item is None:
                 break
-            if not item.cancelled:
+            if item.cancelled:  # its client went away while it waited: never started, counted as cancelled
+                self._stats["cancelled"] += 1
+            else:
                 new.append(item)
         return new
 
