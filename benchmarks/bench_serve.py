@@ -183,6 +183,9 @@ def build_tiny_checkpoint(out: Path) -> Path:
     return out / MODEL
 
 
+ASSIGNMENTS = ("pool", "per-client")
+
+
 async def run_clients(
     url: str,
     clients: int,
@@ -194,14 +197,22 @@ async def run_clients(
     max_tokens: int | None = None,
     prompts: list[str] | None = None,
     client: str = "openai",
+    assignment: str = "pool",
 ) -> dict:
-    """``clients`` concurrent ``openai`` clients, each sending ``requests_per_client`` greedy requests back to back.
+    """``clients`` concurrent ``openai`` clients sending ``clients x requests_per_client`` greedy requests, each
+    client one at a time.
 
     By default each request is a random question with ``max_tokens`` drawn from 16-96 (``seed``); ``prompts``
-    (user messages, taken in turn) and a fixed ``max_tokens`` replace them. ``client="raw"`` streams with plain
-    ``httpx`` and ``json.loads`` per event instead of the ``openai`` SDK (about a third of its CPU per chunk, which
-    matters when the clients share 2 cores with the server).
+    (user messages, taken in turn) and a fixed ``max_tokens`` replace them. ``assignment="pool"``: a client that is
+    free takes the next request of one shared list (as ``vllm bench serve --max-concurrency`` does), so ``clients``
+    requests are in flight until the list runs out; ``"per-client"``: each client sends its own
+    ``requests_per_client`` (the clients with short requests finish early, and the batch then runs part-empty: with
+    16-96 tokens, 3 each at 32 clients, the longest client's total is 1.5x the mean). ``client="raw"`` streams with
+    plain ``httpx`` and ``json.loads`` per event instead of the ``openai`` SDK (about a third of its CPU per chunk,
+    which matters when the clients share 2 cores with the server).
     """
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"assignment must be one of {ASSIGNMENTS}, not {assignment!r}")
     rng = random.Random(seed)
     plans = [
         [
@@ -268,6 +279,9 @@ async def run_clients(
             latencies.append(time.perf_counter() - start)
             first_tokens.append(first if first is not None else latencies[-1])
 
+    if assignment == "pool":  # one list, in the order the clients would have started them
+        shared = iter([plan[i] for i in range(requests_per_client) for plan in plans])
+        plans = [shared] * clients  # each client's loop takes the next request left
     start = time.perf_counter()
     async with sdk, raw:
         await asyncio.gather(*[one(plan) for plan in plans])
@@ -378,7 +392,7 @@ def real_model_table(args) -> dict:
     template = ChatTemplate("openchat", tokenizer)
     levels = [int(c) for c in args.clients.split(",") if c.strip().isdigit()]
     results: dict = {"model": args.real, "torch_threads": threads(), "max_tokens": args.max_tokens}
-    results.update(client=args.client, levels=[])
+    results.update(client=args.client, assignment=args.assignment, levels=[])
     backend = TransformersBackend(model, tokenizer, eos_token_ids=eos, max_batch_size=args.max_batch_size)
     config = ServerConfig(model_name=MODEL, max_batch_size=args.max_batch_size)
     with Server(create_app(backend, config)) as server:
@@ -386,6 +400,7 @@ def real_model_table(args) -> dict:
         for clients in levels:
             per_client = max(1, args.real_requests // clients)
             options = {"max_tokens": args.max_tokens, "prompts": REAL_PROMPTS, "client": args.client}
+            options["assignment"] = args.assignment
             ours = load(server.url, clients, per_client, seed=clients, **options)
             questions = [REAL_PROMPTS[i % len(REAL_PROMPTS)] for i in range(clients * per_client)]
             ids = [
@@ -584,6 +599,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-proxy", action="store_true", help="skip the proxy-overhead measurement")
     parser.add_argument("--skip-offline", action="store_true", help="skip the engines without HTTP")
     parser.add_argument("--requests-per-client", type=int, default=3)
+    parser.add_argument(
+        "--assignment",
+        choices=ASSIGNMENTS,
+        default="pool",
+        help="pool: a free client takes the next request of one shared list (clients x requests-per-client); "
+        "per-client: each client sends its own requests (the batch runs part-empty once short ones are done)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per server and level (median reported)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument(
@@ -652,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_batch_size": args.max_batch_size,
         "torch_threads": torch.get_num_threads(),
         "client": args.client,
+        "assignment": args.assignment,
         "levels": [],
     }
 
@@ -680,7 +703,15 @@ def main(argv: list[str] | None = None) -> int:
                 with Server(create_app(backend, dataclasses.replace(server_config))) as server:
                     load(server.url, min(clients, 2), 1, seed=0, stream=stream)  # warm-up
                     runs[name].append(
-                        load(server.url, clients, per_client, seed=clients, stream=stream, client=args.client)
+                        load(
+                            server.url,
+                            clients,
+                            per_client,
+                            seed=clients,
+                            stream=stream,
+                            client=args.client,
+                            assignment=args.assignment,
+                        )
                     )
         row = {name: sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2] for name, r in runs.items()}
         row["all_tokens_per_s"] = {name: [round(x["tokens_per_s"], 1) for x in r] for name, r in runs.items()}

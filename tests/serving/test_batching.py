@@ -155,3 +155,19 @@ def test_every_request_is_counted_once_a_cancelled_waiting_one_included(backend)
     stats = asyncio.run(run())
     assert stats["requests"] == 3 and stats["finished"] == 1 and stats["failed"] == 0
     assert stats["cancelled"] == 2  # the running one and the one that never ran
+
+
+def test_greedy_tokens_on_cpu_are_torchs_argmax_ties_and_nan_included():
+    """Greedy decoding on CPU takes NumPy's argmax (torch's is not vectorised there): the same token for every row,
+    the first of equal maxima and a NaN row included, on a real vocabulary's width and on a strided slice."""
+    from openchat_hf.serving.backends.transformers import _greedy
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 3, 49152, generator=generator)
+    logits[1, -1, 100] = logits[1, -1, 40000] = 50.0  # a tie: the first wins
+    logits[2, -1] = 0.0  # all equal
+    logits[3, -1, 7] = float("nan")
+    logits[4, -1, 9:] = float("-inf")
+    rows = logits[:, -1, :]  # not contiguous
+    assert _greedy(rows) == rows.argmax(-1).tolist() == _greedy(rows.contiguous())
+    assert _greedy(rows)[1:4] == [100, 0, 7]

@@ -80,3 +80,38 @@ def test_the_no_model_ceiling_chunks_like_the_embedded_backend(bench, model_and_
     assert asyncio.run(counts(incremental=False)) == [(10, 10, "length")]
     chunks, finish, used = _stream(backend, 10, stream_interval=4)
     assert len(chunks) == 4 and "".join(chunks) == ("word " * 10).strip() and (finish, used) == ("length", 10)
+
+
+@pytest.mark.parametrize("assignment", ["pool", "per-client"])
+def test_pooled_clients_take_the_next_request_when_free(bench, model_and_tokenizer, assignment):
+    """With a shared list, the client whose request was short takes the next one while the other client is still
+    on a long one; with per-client plans it stops when its own are done (the batch then runs part-empty)."""
+    from openchat_hf.serving import ServerConfig, create_app
+
+    model, tokenizer = model_and_tokenizer
+    spans: dict[str, list[float]] = {}
+
+    class Timed(bench.NoModelBackend):
+        async def stream(self, request):
+            name = next(word for word in ("slow-a", "slow-b", "fast-c", "fast-d") if word in request.prompt_text)
+            spans[name] = [asyncio.get_running_loop().time()]
+            await asyncio.sleep(0.6 if name.startswith("slow") else 0.01)
+            try:
+                async for event in super().stream(request):
+                    yield event
+            finally:  # the server closes the stream at its last event
+                spans[name].append(asyncio.get_running_loop().time())
+
+    # per-client: client 0 sends slow-a then slow-b, client 1 fast-c then fast-d; pooled, in the order they start:
+    # slow-a, fast-c, slow-b, fast-d.
+    prompts = ["slow-a", "slow-b", "fast-c", "fast-d"]
+    app = create_app(Timed(tokenizer, model.config), ServerConfig(model_name=MODEL_NAME))
+    with ServerThread(app) as server:
+        result = asyncio.run(
+            bench.run_clients(
+                server.url, 2, 2, 0, model=MODEL_NAME, max_tokens=3, prompts=prompts, assignment=assignment
+            )
+        )
+    assert result["requests"] == 4 and result["tokens"] == 12  # the same work either way
+    overlapped = spans["slow-b"][0] < spans["slow-a"][1]
+    assert overlapped == (assignment == "pool")

@@ -416,7 +416,7 @@ class TransformersBackend(Backend):
             presence = torch.tensor([p.presence_penalty for p in params], device=logits.device)[:, None]
             frequency = torch.tensor([p.frequency_penalty for p in params], device=logits.device)[:, None]
             logits = logits - presence * (batch.counts > 0).float() - frequency * batch.counts
-        tokens = logits.argmax(-1).tolist()
+        tokens = _greedy(logits)
         rows = [i for i, p in enumerate(params) if p.temperature != 0 and i not in broken]
         if rows:
             index = torch.tensor(rows, device=logits.device)
@@ -477,6 +477,17 @@ async def read_events(out: asyncio.Queue, done: Any) -> AsyncIterator[Generation
                 break
             item = item.then(later)
         yield item
+
+
+def _greedy(logits) -> list[int]:
+    """Each row's first highest logit. On CPU through NumPy: torch's row-wise ``argmax`` there is not vectorised
+    (~2.7 ms for 32 rows of a 49K vocabulary against ~0.13 ms; 4 % of a tiny model's decoding step). Both take the
+    first of equal maxima and treat NaN as the maximum. ``logits`` are float32 (the batch keeps them so)."""
+    if logits.device.type == "cpu":
+        import numpy
+
+        return numpy.argmax(logits.contiguous().numpy(), axis=-1).tolist()
+    return logits.argmax(-1).tolist()
 
 
 def check_settings(cpu_kernels: str, max_batch_size: int, path: Path | None = None) -> None:
